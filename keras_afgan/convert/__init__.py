@@ -1,0 +1,6 @@
+"""Weight conversion from and to the reference implementation's layout."""
+
+from keras_afgan.convert.reference import discriminator_from_reference
+from keras_afgan.convert.reference import discriminator_to_reference
+from keras_afgan.convert.reference import generator_from_reference
+from keras_afgan.convert.reference import generator_to_reference

@@ -1,0 +1,262 @@
+"""Weights in and out of the reference implementation's state-dict layout.
+
+The reference stores NCHW-era layouts: dense weights `[out, in]`, conv
+weights `[out, in, kh, kw]`, both without the equalized-learning-rate gain
+(as keras_afgan stores them too). keras_afgan's kernels are `[in, out]` and
+`[kh, kw, in, out]`. The discriminator's `b4.fc` flattens NCHW activations;
+keras_afgan flattens NHWC, so its rows are permuted.
+
+Filters (`up_filter`, `down_filter`, `resample_filter`) are buffers in the
+reference and constants here: on import they are checked against the filters
+this library designs for the same settings, which catches a mismatched
+configuration early.
+"""
+
+import numpy as np
+
+from keras_afgan.models.discriminator import Discriminator
+from keras_afgan.models.generator import Generator
+from keras_afgan.ops.filter_design import resample_filter_1d
+
+_G_SYNTHESIS_KEYS = (
+    "channel_base", "channel_max", "num_layers", "num_critical", "first_cutoff",
+    "first_stopband", "last_stopband_rel", "margin_size", "output_scale", "conv_kernel",
+    "filter_size", "lrelu_upsampling", "use_radial_filters", "conv_clamp", "magnitude_ema_beta",
+)
+# Reference settings that have no meaning here: fp16 layers are chosen with a
+# Keras dtype policy instead.
+_IGNORED_KEYS = ("num_fp16_res",)
+
+
+def _unexpected(kind, names):
+    raise ValueError(f"Unexpected {kind}: {sorted(names)}")
+
+
+def generator_kwargs_from_reference(z_dim, c_dim, w_dim, img_resolution, img_channels=3,
+                                    mapping_kwargs=None, **synthesis_kwargs):
+    """Translate the reference's `G_kwargs` into `Generator` arguments."""
+    kwargs = dict(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, img_resolution=img_resolution,
+                  img_channels=img_channels)
+    mapping_kwargs = dict(mapping_kwargs or {})
+    for ref, ours in (("num_layers", "mapping_layers"), ("lr_multiplier", "mapping_lr_multiplier"),
+                      ("w_avg_beta", "w_avg_beta")):
+        if ref in mapping_kwargs:
+            kwargs[ours] = mapping_kwargs.pop(ref)
+    if mapping_kwargs:
+        _unexpected("mapping_kwargs", mapping_kwargs)
+    for key in _IGNORED_KEYS:
+        synthesis_kwargs.pop(key, None)
+    unknown = set(synthesis_kwargs) - set(_G_SYNTHESIS_KEYS)
+    if unknown:
+        _unexpected("generator arguments", unknown)
+    kwargs.update(synthesis_kwargs)
+    return kwargs
+
+
+def discriminator_kwargs_from_reference(c_dim, img_resolution, img_channels=3,
+                                        architecture="resnet", channel_base=32768,
+                                        channel_max=512, conv_clamp=None, cmap_dim=None,
+                                        block_kwargs=None, mapping_kwargs=None,
+                                        epilogue_kwargs=None, num_fp16_res=None):
+    """Translate the reference's `D_kwargs` into `Discriminator` arguments."""
+    if architecture != "resnet":
+        raise ValueError(f"Expected architecture='resnet'. Received: architecture={architecture!r}")
+    if block_kwargs:
+        _unexpected("block_kwargs", block_kwargs)
+    kwargs = dict(c_dim=c_dim, img_resolution=img_resolution, img_channels=img_channels,
+                  channel_base=channel_base, channel_max=channel_max, conv_clamp=conv_clamp,
+                  cmap_dim=cmap_dim)
+    mapping_kwargs = dict(mapping_kwargs or {})
+    for ref, ours in (("num_layers", "mapping_layers"), ("lr_multiplier", "mapping_lr_multiplier")):
+        if ref in mapping_kwargs:
+            kwargs[ours] = mapping_kwargs.pop(ref)
+    if mapping_kwargs:
+        _unexpected("mapping_kwargs", mapping_kwargs)
+    epilogue_kwargs = dict(epilogue_kwargs or {})
+    for ref in ("mbstd_group_size", "mbstd_num_channels"):
+        if ref in epilogue_kwargs:
+            kwargs[ref] = epilogue_kwargs.pop(ref)
+    if epilogue_kwargs:
+        _unexpected("epilogue_kwargs", epilogue_kwargs)
+    return kwargs
+
+
+# Each entry: reference name -> (keras variable, layout) where layout is one of
+# "dense" ([out, in] <-> [in, out]), "conv" ([o, i, kh, kw] <-> [kh, kw, i, o]),
+# "raw" (same array), or ("fc_nchw", channels, size) for D's b4.fc.
+
+
+def _mapping_entries(prefix, mapping):
+    entries = {}
+    if mapping.embed is not None:
+        entries[f"{prefix}.embed.weight"] = (mapping.embed.kernel, "dense")
+        entries[f"{prefix}.embed.bias"] = (mapping.embed.bias, "raw")
+    for i, fc in enumerate(mapping.fcs):
+        entries[f"{prefix}.fc{i}.weight"] = (fc.kernel, "dense")
+        entries[f"{prefix}.fc{i}.bias"] = (fc.bias, "raw")
+    if mapping.w_avg is not None:
+        entries[f"{prefix}.w_avg"] = (mapping.w_avg, "raw")
+    return entries
+
+
+def _generator_entries(G):
+    entries = _mapping_entries("mapping", G.mapping)
+    inp = G.synthesis.input
+    entries.update({
+        "synthesis.input.weight": (inp.kernel, "dense"),
+        "synthesis.input.transform": (inp.transform, "raw"),
+        "synthesis.input.freqs": (inp.freqs, "raw"),
+        "synthesis.input.phases": (inp.phases, "raw"),
+        "synthesis.input.affine.weight": (inp.affine.kernel, "dense"),
+        "synthesis.input.affine.bias": (inp.affine.bias, "raw"),
+    })
+    for layer in G.synthesis.synthesis_layers:
+        p = f"synthesis.{layer.name}"
+        entries.update({
+            f"{p}.weight": (layer.kernel, "conv"),
+            f"{p}.bias": (layer.bias, "raw"),
+            f"{p}.magnitude_ema": (layer.magnitude_ema, "raw"),
+            f"{p}.affine.weight": (layer.affine.kernel, "dense"),
+            f"{p}.affine.bias": (layer.affine.bias, "raw"),
+        })
+    return entries
+
+
+def _generator_constants(G):
+    constants = {}
+    for layer in G.synthesis.synthesis_layers:
+        for name in ("up_filter", "down_filter"):
+            f = getattr(layer, name)
+            if f is not None:
+                constants[f"synthesis.{layer.name}.{name}"] = f
+    return constants
+
+
+def _conv_entries(prefix, conv):
+    entries = {f"{prefix}.weight": (conv.kernel, "conv")}
+    if conv.bias is not None:
+        entries[f"{prefix}.bias"] = (conv.bias, "raw")
+    return entries
+
+
+def _discriminator_entries(D):
+    entries = {}
+    for block in D.blocks:
+        p = f"b{block.resolution}"
+        if block.fromrgb is not None:
+            entries.update(_conv_entries(f"{p}.fromrgb", block.fromrgb))
+        entries.update(_conv_entries(f"{p}.conv0", block.conv0))
+        entries.update(_conv_entries(f"{p}.conv1", block.conv1))
+        entries.update(_conv_entries(f"{p}.skip", block.skip))
+    if D.mapping is not None:
+        entries.update(_mapping_entries("mapping", D.mapping))
+    ep = D.epilogue
+    entries.update(_conv_entries("b4.conv", ep.conv))
+    entries["b4.fc.weight"] = (ep.fc.kernel, ("fc_nchw", ep.in_channels, ep.resolution))
+    entries["b4.fc.bias"] = (ep.fc.bias, "raw")
+    entries["b4.out.weight"] = (ep.out.kernel, "dense")
+    entries["b4.out.bias"] = (ep.out.bias, "raw")
+    return entries
+
+
+def _discriminator_constants(D):
+    f2 = np.outer(resample_filter_1d(), resample_filter_1d())
+    constants = {}
+    for block in D.blocks:
+        p = f"b{block.resolution}"
+        constants[f"{p}.resample_filter"] = f2
+        for name in ("fromrgb", "conv0", "conv1", "skip"):
+            if getattr(block, name) is not None:
+                constants[f"{p}.{name}.resample_filter"] = f2
+    constants["b4.conv.resample_filter"] = f2
+    return constants
+
+
+def _to_keras(array, layout):
+    array = np.asarray(array, dtype=np.float32)
+    if layout == "dense":
+        return array.T
+    if layout == "conv":
+        return array.transpose(2, 3, 1, 0)
+    if layout == "raw":
+        return array
+    _, channels, size = layout  # [out, C*H*W] (NCHW flatten) -> [H*W*C, out]
+    out = array.shape[0]
+    return array.reshape(out, channels, size, size).transpose(0, 2, 3, 1).reshape(out, -1).T
+
+
+def _to_reference(array, layout):
+    array = np.asarray(array, dtype=np.float32)
+    if layout == "dense":
+        return array.T
+    if layout == "conv":
+        return array.transpose(3, 2, 0, 1)
+    if layout == "raw":
+        return array
+    _, channels, size = layout
+    out = array.shape[1]
+    return array.T.reshape(out, size, size, channels).transpose(0, 3, 1, 2).reshape(out, -1)
+
+
+def _load(model, state, entries, constants, what):
+    state = {k: np.asarray(v) for k, v in state.items()}
+    missing = sorted(set(entries) - set(state))
+    unexpected = sorted(set(state) - set(entries) - set(constants))
+    if missing or unexpected:
+        raise ValueError(
+            f"The {what} state does not match its settings. Missing: {missing}. "
+            f"Unexpected: {unexpected}"
+        )
+    for name, expected in constants.items():
+        if name in state and not np.allclose(state[name], expected, rtol=0, atol=1e-5):
+            raise ValueError(
+                f"Filter {name!r} differs from the one designed for these settings "
+                f"(max abs difference {np.max(np.abs(state[name] - expected)):.3g}): "
+                "the constructor arguments do not match the weights."
+            )
+    for name, (variable, layout) in entries.items():
+        value = _to_keras(state[name], layout)
+        if tuple(value.shape) != tuple(variable.shape):
+            raise ValueError(
+                f"Expected {name!r} to have shape {_to_reference(np.zeros(variable.shape), layout).shape}"
+                f" for these settings. Received: shape={np.shape(state[name])}"
+            )
+        variable.assign(value)
+    return model
+
+
+def _save(entries, constants, include_constants):
+    state = {name: _to_reference(np.asarray(v), layout) for name, (v, layout) in entries.items()}
+    if include_constants:
+        state.update({name: np.asarray(f, np.float32) for name, f in constants.items()})
+    return state
+
+
+def generator_from_reference(state, **G_kwargs):
+    """Build a `Generator` from the reference's state dict and `G_kwargs`.
+
+    Args:
+        state: maps reference state-dict names (e.g. `mapping.fc0.weight`,
+            `synthesis.L3_36_64.affine.weight`) to numpy arrays.
+        **G_kwargs: the reference's generator constructor arguments
+            (`z_dim, c_dim, w_dim, img_resolution, img_channels,
+            mapping_kwargs={...}, channel_base, ...`).
+    """
+    G = Generator(**generator_kwargs_from_reference(**G_kwargs))
+    return _load(G, state, _generator_entries(G), _generator_constants(G), "generator")
+
+
+def discriminator_from_reference(state, **D_kwargs):
+    """Build a `Discriminator` from the reference's state dict and `D_kwargs`."""
+    D = Discriminator(**discriminator_kwargs_from_reference(**D_kwargs))
+    return _load(D, state, _discriminator_entries(D), _discriminator_constants(D), "discriminator")
+
+
+def generator_to_reference(G, include_constants=True):
+    """The reference state dict (numpy arrays) of a keras_afgan `Generator`."""
+    return _save(_generator_entries(G), _generator_constants(G), include_constants)
+
+
+def discriminator_to_reference(D, include_constants=True):
+    """The reference state dict (numpy arrays) of a keras_afgan `Discriminator`."""
+    return _save(_discriminator_entries(D), _discriminator_constants(D), include_constants)

@@ -1,0 +1,93 @@
+"""Equalized-learning-rate convolution with optional 2x FIR downsampling."""
+
+import math
+
+import keras
+
+from keras_afgan.ops.bias_act import ACTIVATIONS
+from keras_afgan.ops.bias_act import bias_act
+from keras_afgan.ops.bias_act import default_gain
+from keras_afgan.ops.filter_design import resample_filter_1d
+from keras_afgan.ops.upfirdn2d import upfirdn2d
+
+
+@keras.saving.register_keras_serializable(package="keras_afgan")
+class EqualizedConv2D(keras.layers.Layer):
+    """Conv layer of the StyleGAN2 discriminator (NHWC, 'same' size or /2).
+
+    The kernel `[k, k, in, out]` is multiplied at run time by
+    `1 / sqrt(in * k * k)`. With `down=2`, the input is first low-passed with
+    the binomial filter [1, 3, 3, 1] / 8 (separable): a 1x1 conv filters with
+    decimation then convolves; a kxk conv filters without decimation, then
+    convolves with stride 2.
+
+    Args:
+        filters: output channels.
+        kernel_size: 1 or odd.
+        activation: "linear" or "lrelu".
+        use_bias: whether to add a bias.
+        down: 1 or 2.
+        conv_clamp: clamp of the activation output, or `None`.
+    """
+
+    def __init__(self, filters, kernel_size, activation="linear", use_bias=True, down=1,
+                 conv_clamp=None, **kwargs):
+        super().__init__(**kwargs)
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"Expected activation in {ACTIVATIONS}. Received: {activation!r}")
+        if down not in (1, 2):
+            raise ValueError(f"Expected down to be 1 or 2. Received: {down!r}")
+        self.filters = int(filters)
+        self.kernel_size = int(kernel_size)
+        self.activation = activation
+        self.use_bias = use_bias
+        self.down = int(down)
+        self.conv_clamp = conv_clamp
+        self.resample_filter = resample_filter_1d()
+
+    def build(self, input_shape):
+        in_channels = int(input_shape[-1])
+        k = self.kernel_size
+        self.weight_gain = 1 / math.sqrt(in_channels * k * k)
+        self.kernel = self.add_weight(
+            name="kernel",
+            shape=(k, k, in_channels, self.filters),
+            initializer=keras.initializers.RandomNormal(stddev=1.0),
+        )
+        self.bias = None
+        if self.use_bias:
+            self.bias = self.add_weight(name="bias", shape=(self.filters,), initializer="zeros")
+
+    def call(self, x, gain=1.0):
+        ops = keras.ops
+        w = self.kernel * self.weight_gain
+        k = self.kernel_size
+        if self.down == 1:
+            if k > 1:
+                x = ops.pad(x, [[0, 0], [k // 2, k // 2], [k // 2, k // 2], [0, 0]])
+            x = ops.conv(x, w, padding="valid")
+        else:
+            taps = len(self.resample_filter)
+            lo = k // 2 + (taps - self.down + 1) // 2
+            hi = k // 2 + (taps - self.down) // 2
+            if k == 1:
+                x = upfirdn2d(x, self.resample_filter, down=self.down, padding=(lo, hi, lo, hi))
+                x = ops.einsum("nhwi,io->nhwo", x, w[0, 0])
+            else:
+                x = upfirdn2d(x, self.resample_filter, padding=(lo, hi, lo, hi))
+                x = ops.conv(x, w, strides=self.down, padding="valid")
+        clamp = None if self.conv_clamp is None else self.conv_clamp * gain
+        return bias_act(x, self.bias, activation=self.activation,
+                        gain=default_gain(self.activation) * gain, clamp=clamp)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "filters": self.filters,
+            "kernel_size": self.kernel_size,
+            "activation": self.activation,
+            "use_bias": self.use_bias,
+            "down": self.down,
+            "conv_clamp": self.conv_clamp,
+        })
+        return config

@@ -1,0 +1,118 @@
+"""The synthesis network: Fourier input, 14 alias-free layers, ToRGB."""
+
+import keras
+from keras import ops
+
+from keras_afgan.layers.synthesis_input import SynthesisInput
+from keras_afgan.layers.synthesis_layer import SynthesisLayer
+from keras_afgan.models.specs import synthesis_spec
+
+
+@keras.saving.register_keras_serializable(package="keras_afgan")
+class SynthesisNetwork(keras.layers.Layer):
+    """Maps `ws` `[N, num_ws, w_dim]` to NHWC images `[N, R, R, img_channels]`.
+
+    ws[:, 0] drives the Fourier input's rotation/translation, ws[:, i + 1]
+    the styles of layer i. The schedule comes from `specs.synthesis_spec`;
+    the output is the ToRGB result times `output_scale`.
+    """
+
+    def __init__(self, w_dim, img_resolution, img_channels=3, channel_base=32768,
+                 channel_max=512, num_layers=14, num_critical=2, first_cutoff=2,
+                 first_stopband=2**2.1, last_stopband_rel=2**0.3, margin_size=10,
+                 output_scale=0.25, conv_kernel=3, filter_size=6, lrelu_upsampling=2,
+                 use_radial_filters=False, conv_clamp=256, magnitude_ema_beta=0.999,
+                 seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.w_dim = int(w_dim)
+        self.img_resolution = img_resolution
+        self.img_channels = int(img_channels)
+        self.channel_base = int(channel_base)
+        self.channel_max = int(channel_max)
+        self.num_layers = int(num_layers)
+        self.num_critical = int(num_critical)
+        self.first_cutoff = float(first_cutoff)
+        self.first_stopband = float(first_stopband)
+        self.last_stopband_rel = float(last_stopband_rel)
+        self.margin_size = int(margin_size)
+        self.output_scale = float(output_scale)
+        self.conv_kernel = int(conv_kernel)
+        self.filter_size = int(filter_size)
+        self.lrelu_upsampling = int(lrelu_upsampling)
+        self.use_radial_filters = bool(use_radial_filters)
+        self.conv_clamp = conv_clamp
+        self.magnitude_ema_beta = float(magnitude_ema_beta)
+        self.seed = seed
+
+        self.spec = synthesis_spec(
+            img_resolution, img_channels=img_channels, channel_base=channel_base,
+            channel_max=channel_max, num_layers=num_layers, num_critical=num_critical,
+            first_cutoff=first_cutoff, first_stopband=first_stopband,
+            last_stopband_rel=last_stopband_rel, margin_size=margin_size,
+            conv_kernel=conv_kernel, use_radial_filters=use_radial_filters,
+            filter_size=filter_size, lrelu_upsampling=lrelu_upsampling,
+        )
+        self.num_ws = self.spec.num_ws
+        spec_in = self.spec.input
+        self.fourier_input = SynthesisInput(
+            w_dim, channels=spec_in.channels, size=spec_in.size,
+            sampling_rate=spec_in.sampling_rate, bandwidth=spec_in.bandwidth, seed=seed,
+            name="input",
+        )
+        self.synthesis_layers = [
+            SynthesisLayer(
+                w_dim, in_channels=s.in_channels, out_channels=s.out_channels,
+                in_size=s.in_size, out_size=s.out_size,
+                in_sampling_rate=s.in_sampling_rate, out_sampling_rate=s.out_sampling_rate,
+                in_cutoff=s.in_cutoff, out_cutoff=s.out_cutoff,
+                in_half_width=s.in_half_width, out_half_width=s.out_half_width,
+                is_torgb=s.is_torgb, is_critically_sampled=s.is_critically_sampled,
+                conv_kernel=conv_kernel, filter_size=filter_size,
+                lrelu_upsampling=lrelu_upsampling, use_radial_filters=use_radial_filters,
+                conv_clamp=conv_clamp, magnitude_ema_beta=magnitude_ema_beta, name=s.name,
+            )
+            for s in self.spec.layers
+        ]
+
+    @property
+    def input(self):
+        """The Fourier-feature input layer (`.transform` is the user transform)."""
+        return self.fourier_input
+
+    def build(self, input_shape=None):
+        self.fourier_input.build()
+        for layer in self.synthesis_layers:
+            layer.build()
+
+    def call(self, ws, update_emas=False, return_activations=False):
+        shape = tuple(ws.shape)
+        if len(shape) != 3 or shape[1] != self.num_ws or shape[2] != self.w_dim:
+            raise ValueError(
+                f"Expected ws of shape [N, {self.num_ws}, {self.w_dim}]. Received: shape={shape}"
+            )
+        ws = ops.cast(ws, self.compute_dtype)
+        x = self.fourier_input(ws[:, 0])
+        activations = {"input": x}
+        for i, layer in enumerate(self.synthesis_layers):
+            x = layer(x, ws[:, i + 1], update_emas=update_emas)
+            activations[layer.name] = x
+        x = x * self.output_scale
+        if return_activations:
+            return x, activations
+        return x
+
+    def compute_output_shape(self, ws_shape):
+        r = self.img_resolution
+        return (ws_shape[0], r, r, self.img_channels)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            name: getattr(self, name) for name in (
+                "w_dim", "img_resolution", "img_channels", "channel_base", "channel_max",
+                "num_layers", "num_critical", "first_cutoff", "first_stopband",
+                "last_stopband_rel", "margin_size", "output_scale", "conv_kernel",
+                "filter_size", "lrelu_upsampling", "use_radial_filters", "conv_clamp",
+                "magnitude_ema_beta", "seed")
+        })
+        return config

@@ -1,0 +1,8 @@
+"""Generator, discriminator, layer schedule and presets."""
+
+from keras_afgan.models.discriminator import Discriminator
+from keras_afgan.models.generator import Generator
+from keras_afgan.models.presets import PRESETS
+from keras_afgan.models.presets import discriminator_from_preset
+from keras_afgan.models.presets import generator_from_preset
+from keras_afgan.models.specs import synthesis_spec

@@ -1,0 +1,121 @@
+"""The StyleGAN3 generator: mapping network + synthesis network."""
+
+import keras
+
+from keras_afgan.layers.mapping import MappingNetwork
+from keras_afgan.layers.synthesis_network import SynthesisNetwork
+
+
+@keras.saving.register_keras_serializable(package="keras_afgan")
+class Generator(keras.Model):
+    """Alias-Free GAN generator (StyleGAN3-T or -R), NHWC.
+
+    `G(z, c, truncation_psi=1.0, truncation_cutoff=None)` returns images
+    `[N, R, R, img_channels]` (roughly in [-1, 1]); `G.mapping(z, c, ...)`
+    returns ws `[N, num_ws, w_dim]`; `G.synthesis(ws)` returns images.
+    `c` is `[N, c_dim]` (one-hot labels) or, for an unconditional model,
+    `None` or a zero-width `[N, 0]` array.
+
+    Args:
+        z_dim, c_dim, w_dim: latent, label and intermediate-latent widths.
+        img_resolution: output size R, a power of two >= 16.
+        img_channels: output channels.
+        channel_base, channel_max: channels of layer i are
+            `min(channel_base / 2 / f_c,i, channel_max)`.
+        num_layers, num_critical, first_cutoff, first_stopband,
+        last_stopband_rel, margin_size, output_scale: the synthesis schedule
+            (DESIGN.md section 2).
+        conv_kernel: 3 (config T) or 1 (config R).
+        filter_size, lrelu_upsampling: filter taps per resampling factor and
+            the temporary upsampling of the nonlinearity.
+        use_radial_filters: radial (jinc) down filters (config R).
+        conv_clamp: activation clamp, or `None`.
+        magnitude_ema_beta: decay of the input-magnitude EMAs.
+        mapping_layers, mapping_lr_multiplier, w_avg_beta: the mapping network.
+        seed: seed of the random Fourier frequencies and phases.
+    """
+
+    def __init__(self, z_dim=512, c_dim=0, w_dim=512, img_resolution=256, img_channels=3,
+                 channel_base=32768, channel_max=512, num_layers=14, num_critical=2,
+                 first_cutoff=2, first_stopband=2**2.1, last_stopband_rel=2**0.3,
+                 margin_size=10, output_scale=0.25, conv_kernel=3, filter_size=6,
+                 lrelu_upsampling=2, use_radial_filters=False, conv_clamp=256,
+                 magnitude_ema_beta=0.999, mapping_layers=2, mapping_lr_multiplier=0.01,
+                 w_avg_beta=0.998, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        for name, value in (("z_dim", z_dim), ("w_dim", w_dim)):
+            if int(value) != value or value < 1:
+                raise ValueError(f"Expected {name} to be a positive integer. Received: {value!r}")
+        if int(c_dim) != c_dim or c_dim < 0:
+            raise ValueError(f"Expected c_dim to be an integer >= 0. Received: {c_dim!r}")
+        self.z_dim = int(z_dim)
+        self.c_dim = int(c_dim)
+        self.w_dim = int(w_dim)
+        self.img_resolution = img_resolution
+        self.img_channels = img_channels
+        self.mapping_layers = int(mapping_layers)
+        self.mapping_lr_multiplier = float(mapping_lr_multiplier)
+        self.w_avg_beta = float(w_avg_beta)
+        self.synthesis = SynthesisNetwork(
+            w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels,
+            channel_base=channel_base, channel_max=channel_max, num_layers=num_layers,
+            num_critical=num_critical, first_cutoff=first_cutoff, first_stopband=first_stopband,
+            last_stopband_rel=last_stopband_rel, margin_size=margin_size,
+            output_scale=output_scale, conv_kernel=conv_kernel, filter_size=filter_size,
+            lrelu_upsampling=lrelu_upsampling, use_radial_filters=use_radial_filters,
+            conv_clamp=conv_clamp, magnitude_ema_beta=magnitude_ema_beta, seed=seed,
+            name="synthesis",
+        )
+        self.num_ws = self.synthesis.num_ws
+        self.mapping = MappingNetwork(
+            z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, num_ws=self.num_ws,
+            num_layers=mapping_layers, lr_multiplier=mapping_lr_multiplier,
+            w_avg_beta=w_avg_beta, name="mapping",
+        )
+        self.build()
+
+    def build(self, input_shape=None):
+        self.mapping.build()
+        self.synthesis.build()
+        self.built = True
+
+    def call(self, z, c=None, truncation_psi=1.0, truncation_cutoff=None, update_emas=False):
+        ws = self.mapping(z, c, truncation_psi=truncation_psi,
+                          truncation_cutoff=truncation_cutoff, update_emas=update_emas)
+        return self.synthesis(ws, update_emas=update_emas)
+
+    def compute_output_shape(self, z_shape, c_shape=None):
+        r = self.img_resolution
+        return (z_shape[0], r, r, self.img_channels)
+
+    def get_config(self):
+        s = self.synthesis
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "dtype": keras.saving.serialize_keras_object(self.dtype_policy),
+            "z_dim": self.z_dim,
+            "c_dim": self.c_dim,
+            "w_dim": self.w_dim,
+            "img_resolution": self.img_resolution,
+            "img_channels": self.img_channels,
+            "channel_base": s.channel_base,
+            "channel_max": s.channel_max,
+            "num_layers": s.num_layers,
+            "num_critical": s.num_critical,
+            "first_cutoff": s.first_cutoff,
+            "first_stopband": s.first_stopband,
+            "last_stopband_rel": s.last_stopband_rel,
+            "margin_size": s.margin_size,
+            "output_scale": s.output_scale,
+            "conv_kernel": s.conv_kernel,
+            "filter_size": s.filter_size,
+            "lrelu_upsampling": s.lrelu_upsampling,
+            "use_radial_filters": s.use_radial_filters,
+            "conv_clamp": s.conv_clamp,
+            "magnitude_ema_beta": s.magnitude_ema_beta,
+            "mapping_layers": self.mapping_layers,
+            "mapping_lr_multiplier": self.mapping_lr_multiplier,
+            "w_avg_beta": self.w_avg_beta,
+            "seed": s.seed,
+        }

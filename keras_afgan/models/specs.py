@@ -1,0 +1,180 @@
+"""The synthesis network's layer schedule (DESIGN.md section 2), pure Python.
+
+Every layer's sampling rate s, cutoff f_c, minimum stopband f_t, transition
+half-width f_h, size, channel count, resampling factors, filter taps and
+padding follow from a handful of settings. Nothing here touches a backend.
+"""
+
+import dataclasses
+import math
+
+import numpy as np
+
+
+def _check_resolution(img_resolution):
+    r = img_resolution
+    if not isinstance(r, (int, np.integer)) or isinstance(r, bool) or r < 16 or (r & (r - 1)) != 0:
+        raise ValueError(
+            f"Expected img_resolution to be a power of 2 >= 16. Received: {img_resolution!r}"
+        )
+    return int(r)
+
+
+@dataclasses.dataclass(frozen=True)
+class InputSpec:
+    """The Fourier-feature input: `channels` features on a `size`^2 grid."""
+
+    channels: int
+    size: int
+    sampling_rate: float
+    bandwidth: float
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerSpec:
+    """One synthesis layer, named like the paper's table (`L3_36_512`)."""
+
+    index: int
+    name: str
+    in_size: int
+    out_size: int
+    in_channels: int
+    out_channels: int
+    in_sampling_rate: float
+    out_sampling_rate: float
+    in_cutoff: float
+    out_cutoff: float
+    in_half_width: float
+    out_half_width: float
+    tmp_sampling_rate: float
+    up_factor: int
+    down_factor: int
+    up_taps: int
+    down_taps: int
+    down_radial: bool
+    padding: tuple  # (x_lo, x_hi, y_lo, y_hi)
+    conv_kernel: int
+    is_torgb: bool
+    is_critically_sampled: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class SynthesisSpec:
+    input: InputSpec
+    layers: tuple  # of LayerSpec
+
+    @property
+    def num_ws(self):
+        return len(self.layers) + 1
+
+
+def synthesis_spec(
+    img_resolution,
+    img_channels=3,
+    channel_base=32768,
+    channel_max=512,
+    num_layers=14,
+    num_critical=2,
+    first_cutoff=2,
+    first_stopband=2**2.1,
+    last_stopband_rel=2**0.3,
+    margin_size=10,
+    conv_kernel=3,
+    use_radial_filters=False,
+    filter_size=6,
+    lrelu_upsampling=2,
+):
+    """Compute the per-layer schedule of the synthesis network.
+
+    With `e_i = min(i / (num_layers - num_critical), 1)`:
+    f_c,i = first_cutoff * (R/2 / first_cutoff)^e_i;
+    f_t,i = first_stopband * (R/2 * last_stopband_rel / first_stopband)^e_i;
+    s_i = 2^ceil(log2(min(2 f_t,i, R))); f_h,i = max(f_t,i, s_i/2) - f_c,i;
+    size_i = s_i + 2 margin (the last two: R);
+    channels_i = rint(min(channel_base / 2 / f_c,i, channel_max)) (last: img_channels).
+    Layer i reads layer max(i-1, 0)'s specs as its input side; layer
+    `num_layers` is ToRGB.
+
+    Returns:
+        A `SynthesisSpec` with `num_layers + 1` `LayerSpec`s.
+    """
+    r = _check_resolution(img_resolution)
+    for name, value, low in (("num_layers", num_layers, 1), ("num_critical", num_critical, 0),
+                             ("channel_base", channel_base, 1), ("channel_max", channel_max, 1),
+                             ("img_channels", img_channels, 1), ("margin_size", margin_size, 0)):
+        if int(value) != value or value < low:
+            raise ValueError(f"Expected {name} to be an integer >= {low}. Received: {value!r}")
+    if num_critical >= num_layers:
+        raise ValueError(
+            f"Expected num_critical < num_layers. Received: num_critical={num_critical}, "
+            f"num_layers={num_layers}"
+        )
+    if conv_kernel not in (1, 3):
+        raise ValueError(f"Expected conv_kernel to be 1 or 3. Received: {conv_kernel!r}")
+
+    last_cutoff = r / 2
+    last_stopband = last_cutoff * last_stopband_rel
+    exponents = np.minimum(np.arange(num_layers + 1) / (num_layers - num_critical), 1)
+    cutoffs = first_cutoff * (last_cutoff / first_cutoff) ** exponents
+    stopbands = first_stopband * (last_stopband / first_stopband) ** exponents
+    rates = np.exp2(np.ceil(np.log2(np.minimum(stopbands * 2, r))))
+    half_widths = np.maximum(stopbands, rates / 2) - cutoffs
+    sizes = rates + margin_size * 2
+    sizes[-2:] = r
+    channels = np.rint(np.minimum((channel_base / 2) / cutoffs, channel_max))
+    channels[-1] = img_channels
+
+    layers = []
+    for i in range(num_layers + 1):
+        p = max(i - 1, 0)
+        is_torgb = i == num_layers
+        is_critical = i >= num_layers - num_critical
+        tmp_rate = max(rates[p], rates[i]) * (1 if is_torgb else lrelu_upsampling)
+        up = int(np.rint(tmp_rate / rates[p]))
+        down = int(np.rint(tmp_rate / rates[i]))
+        up_taps = filter_size * up if up > 1 and not is_torgb else 1
+        down_taps = filter_size * down if down > 1 and not is_torgb else 1
+        kernel = 1 if is_torgb else conv_kernel
+        in_size, out_size = int(sizes[p]), int(sizes[i])
+        total = (out_size - 1) * down + 1 - (in_size + kernel - 1) * up + up_taps + down_taps - 2
+        lo = (total + up) // 2
+        hi = total - lo
+        out_channels = int(channels[i])
+        layers.append(LayerSpec(
+            index=i,
+            name=f"L{i}_{out_size}_{out_channels}",
+            in_size=in_size,
+            out_size=out_size,
+            in_channels=int(channels[p]),
+            out_channels=out_channels,
+            in_sampling_rate=float(rates[p]),
+            out_sampling_rate=float(rates[i]),
+            in_cutoff=float(cutoffs[p]),
+            out_cutoff=float(cutoffs[i]),
+            in_half_width=float(half_widths[p]),
+            out_half_width=float(half_widths[i]),
+            tmp_sampling_rate=float(tmp_rate),
+            up_factor=up,
+            down_factor=down,
+            up_taps=up_taps,
+            down_taps=down_taps,
+            down_radial=bool(use_radial_filters and not is_critical),
+            padding=(lo, hi, lo, hi),
+            conv_kernel=kernel,
+            is_torgb=is_torgb,
+            is_critically_sampled=is_critical,
+        ))
+    input_spec = InputSpec(
+        channels=int(channels[0]),
+        size=int(sizes[0]),
+        sampling_rate=float(rates[0]),
+        bandwidth=float(cutoffs[0]),
+    )
+    return SynthesisSpec(input=input_spec, layers=tuple(layers))
+
+
+def discriminator_channels(img_resolution, channel_base=32768, channel_max=512):
+    """`{res: min(channel_base // res, channel_max)}` for res = R, R/2, ..., 4."""
+    r = _check_resolution(img_resolution)
+    resolutions = [2**i for i in range(int(math.log2(r)), 1, -1)]
+    return {res: min(channel_base // res, channel_max) for res in resolutions}

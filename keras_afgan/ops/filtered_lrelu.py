@@ -1,0 +1,34 @@
+"""The paper's filtered nonlinearity (Alias-Free GAN, section 3.2)."""
+
+import math
+
+from keras import ops
+
+from keras_afgan.ops.bias_act import bias_act
+from keras_afgan.ops.upfirdn2d import upfirdn2d
+
+
+def filtered_lrelu(x, fu=None, fd=None, b=None, up=1, down=1, padding=0,
+                   gain=math.sqrt(2), slope=0.2, clamp=None):
+    """Bias, upsample, leaky ReLU, low-pass filter and downsample.
+
+    Steps: add bias `b`; `upfirdn2d(x, fu, up, padding, gain=up**2)` (the
+    nonlinearity runs at a temporarily higher sampling rate); leaky ReLU with
+    `slope`, times `gain`, clipped to `clamp`; `upfirdn2d(x, fd, down)` (the
+    low-pass `fd` removes what the nonlinearity created above the new
+    Nyquist limit before decimation).
+
+    Args:
+        x: `[N, H, W, C]`.
+        fu: 1-D up filter (numpy) or `None`.
+        fd: 1-D or 2-D (radial) down filter (numpy) or `None`.
+        b: `[C]` bias or `None`.
+        up, down: integer resampling factors.
+        padding: `(x_lo, x_hi, y_lo, y_hi)` applied after zero-insertion.
+        gain, slope, clamp: of the leaky ReLU.
+    """
+    if b is not None:
+        x = x + ops.cast(b, x.dtype)
+    x = upfirdn2d(x, fu, up=up, padding=padding, gain=up**2)
+    x = bias_act(x, activation="lrelu", alpha=slope, gain=gain, clamp=clamp)
+    return upfirdn2d(x, fd, down=down)

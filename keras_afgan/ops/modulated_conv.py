@@ -1,0 +1,47 @@
+"""Modulated (and demodulated) convolution of StyleGAN2/3."""
+
+from keras import ops
+
+
+def modulated_conv2d(x, weight, styles, demodulate=True, input_gain=None):
+    """Convolve each sample with the shared weight modulated by its styles.
+
+    Steps: if demodulating, normalise the weight by its RMS per output channel
+    and the styles by their RMS (over the whole batch); modulate the weight
+    by the styles (input channels); if demodulating, scale each output
+    channel by `rsqrt(sum w'^2 + 1e-8)`; multiply by `input_gain`; convolve
+    with 'full' padding `k - 1`.
+
+    Computed as a plain batched convolution: scale the input by the styles
+    (and the input gain), convolve with the shared weight, scale the output by
+    the demodulation coefficients. Mathematically identical to the grouped
+    per-sample convolution and much cheaper on every backend.
+
+    Args:
+        x: `[N, H, W, I]`.
+        weight: `[k, k, I, O]` convolution weight.
+        styles: `[N, I]`.
+        demodulate: whether to (pre-)normalise and demodulate.
+        input_gain: `None` or a scalar multiplying the input.
+
+    Returns:
+        `[N, H + k - 1, W + k - 1, O]`.
+    """
+    weight = ops.cast(weight, x.dtype)
+    styles = ops.cast(styles, x.dtype)
+    k = int(weight.shape[0])
+    if demodulate:
+        weight = weight * ops.rsqrt(ops.mean(ops.square(weight), axis=(0, 1, 2), keepdims=True))
+        styles = styles * ops.rsqrt(ops.mean(ops.square(styles)))
+        wsq = ops.sum(ops.square(weight), axis=(0, 1))  # [I, O]
+        dcoefs = ops.rsqrt(ops.matmul(ops.square(styles), wsq) + 1e-8)  # [N, O]
+    scale = styles if input_gain is None else styles * ops.cast(input_gain, x.dtype)
+    x = x * scale[:, None, None, :]
+    if k == 1:
+        x = ops.einsum("nhwi,io->nhwo", x, weight[0, 0])
+    else:
+        x = ops.pad(x, [[0, 0], [k - 1, k - 1], [k - 1, k - 1], [0, 0]])
+        x = ops.conv(x, weight, strides=1, padding="valid")
+    if demodulate:
+        x = x * dcoefs[:, None, None, :]
+    return x

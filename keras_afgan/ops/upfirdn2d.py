@@ -1,0 +1,182 @@
+"""Upsample, FIR-filter, downsample (`upfirdn2d`) on NHWC tensors.
+
+`upfirdn2d` is the fast path: along each axis, zero-insertion, padding or
+cropping, convolution and decimation together are one linear map from
+`in_size` samples to `out_size` samples, i.e. a small banded matrix computed
+once in numpy. Applying it is an `einsum` per axis, which never computes the
+samples that decimation would discard (the polyphase form, written as a
+matrix). A 2-D (non-separable, radial) filter is split by SVD into a sum of
+separable terms, exactly to float precision.
+
+`upfirdn2d_reference` is the slow, obviously-correct form kept for tests: it
+zero-inserts, pads, runs a depthwise convolution with the flipped filter and
+slices every `down`-th sample.
+"""
+
+import functools
+
+import numpy as np
+from keras import ops
+
+
+def _parse_padding(padding):
+    if isinstance(padding, (int, np.integer)):
+        return (int(padding),) * 4
+    padding = tuple(int(p) for p in padding)
+    if len(padding) == 2:
+        return (padding[0], padding[0], padding[1], padding[1])
+    if len(padding) != 4:
+        raise ValueError(
+            "Expected padding to be an int, (pad_x, pad_y) or "
+            f"(x_lo, x_hi, y_lo, y_hi). Received: padding={padding}"
+        )
+    return padding
+
+
+def _as_filter(f):
+    if f is None:
+        return np.ones([1], dtype=np.float64)
+    f = np.asarray(f, dtype=np.float64)
+    if f.ndim not in (1, 2):
+        raise ValueError(f"Expected a 1-D or 2-D filter. Received: shape={f.shape}")
+    return f
+
+
+def output_size(in_size, taps, up, down, pad_lo, pad_hi):
+    """Samples per axis after upfirdn: `(in*up + lo + hi - taps) // down + 1`."""
+    return (in_size * up + pad_lo + pad_hi - taps) // down + 1
+
+
+def upfirdn1d_numpy(x, f, up=1, down=1, pad_lo=0, pad_hi=0, gain=1.0):
+    """Plain numpy upfirdn along axis 0 of `x` (float64), step by step."""
+    x = np.asarray(x, dtype=np.float64)
+    f = np.asarray(f, dtype=np.float64) * gain
+    y = np.zeros((x.shape[0] * up,) + x.shape[1:])
+    y[::up] = x
+    y = y[max(-pad_lo, 0) : y.shape[0] - max(-pad_hi, 0)]
+    pad = [(max(pad_lo, 0), max(pad_hi, 0))] + [(0, 0)] * (x.ndim - 1)
+    y = np.pad(y, pad)
+    n = y.shape[0] - f.shape[0] + 1
+    if n < 1:
+        raise ValueError(
+            f"upfirdn leaves no samples: {x.shape[0]} samples, up={up}, "
+            f"padding=({pad_lo}, {pad_hi}), {f.shape[0]} taps"
+        )
+    # True convolution: out[j] = sum_k f[k] * y[j + taps - 1 - k].
+    out = sum(f[k] * y[f.shape[0] - 1 - k : f.shape[0] - 1 - k + n] for k in range(f.shape[0]))
+    return out[::down]
+
+
+@functools.lru_cache(maxsize=512)
+def _resampling_matrix_cached(in_size, f_bytes, taps, up, down, pad_lo, pad_hi, gain):
+    f = np.frombuffer(f_bytes, dtype=np.float64)[:taps]
+    return upfirdn1d_numpy(np.eye(in_size), f, up, down, pad_lo, pad_hi, gain)
+
+
+def resampling_matrix(in_size, f, up=1, down=1, pad_lo=0, pad_hi=0, gain=1.0):
+    """The `[out_size, in_size]` matrix of 1-D upfirdn with filter `f` (float64)."""
+    f = np.ascontiguousarray(_as_filter(f).reshape(-1))
+    return _resampling_matrix_cached(
+        int(in_size), f.tobytes(), f.size, int(up), int(down), int(pad_lo), int(pad_hi), float(gain)
+    )
+
+
+@functools.lru_cache(maxsize=128)
+def _separable_terms_cached(f_bytes, shape):
+    f = np.frombuffer(f_bytes, dtype=np.float64).reshape(shape)
+    u, s, vt = np.linalg.svd(f)
+    keep = s > s[0] * 1e-12
+    # f[ky, kx] = sum_r (s_r u_r)[ky] * vt_r[kx]
+    return tuple((u[:, r] * s[r], vt[r]) for r in np.nonzero(keep)[0])
+
+
+def separable_terms(f):
+    """Split a 2-D filter `[ky, kx]` into `[(fy, fx), ...]` with `f = sum fy fx^T`."""
+    f = np.ascontiguousarray(_as_filter(f))
+    if f.ndim == 1:
+        return ((f, f),)
+    return _separable_terms_cached(f.tobytes(), f.shape)
+
+
+def upfirdn2d(x, f, up=1, down=1, padding=0, gain=1.0):
+    """Upsample, pad, FIR-filter and downsample a batch of images (fast path).
+
+    Steps, per channel and in this order: zero-insert upsampling by `up`
+    (each sample followed by `up - 1` zeros along each axis); pad (crop where
+    negative) by `padding`; true convolution ('valid') with `f * gain`;
+    keep every `down`-th sample starting at index 0.
+
+    Args:
+        x: `[N, H, W, C]` images.
+        f: `None` (no filter), a 1-D numpy filter `[taps]` applied separably
+            (each pass scaled by `sqrt(gain)`), or a 2-D filter `[taps, taps]`
+            indexed `[y, x]`.
+        up: integer upsampling factor.
+        down: integer downsampling factor.
+        padding: int, `(pad_x, pad_y)` or `(x_lo, x_hi, y_lo, y_hi)`.
+        gain: overall gain of the filter (use `up**2` to keep the DC level
+            when upsampling).
+
+    Returns:
+        `[N, H', W', C]` with `H' = (H*up + y_lo + y_hi - taps) // down + 1`.
+    """
+    x_lo, x_hi, y_lo, y_hi = _parse_padding(padding)
+    f = _as_filter(f)
+    if f.size == 1 and up == 1 and down == 1 and not any((x_lo, x_hi, y_lo, y_hi)):
+        return x if gain * f.flat[0] == 1 else x * (gain * float(f.flat[0]))
+    in_h, in_w = int(x.shape[1]), int(x.shape[2])
+    if f.ndim == 1:
+        terms = ((f * np.sqrt(gain), f * np.sqrt(gain)),)
+    else:
+        terms = tuple((fy * gain, fx) for fy, fx in separable_terms(f))
+    mx = np.stack([resampling_matrix(in_w, fx, up, down, x_lo, x_hi) for _, fx in terms])
+    my = np.stack([resampling_matrix(in_h, fy, up, down, y_lo, y_hi) for fy, _ in terms])
+    mx = ops.convert_to_tensor(mx.astype(np.float32), dtype=x.dtype)  # [R, W', W]
+    my = ops.convert_to_tensor(my.astype(np.float32), dtype=x.dtype)  # [R, H', H]
+    if len(terms) == 1:
+        x = ops.einsum("nhwc,vw->nhvc", x, mx[0])
+        return ops.einsum("nhwc,uh->nuwc", x, my[0])
+    x = ops.einsum("nhwc,rvw->nrhvc", x, mx)
+    return ops.einsum("nrhwc,ruh->nuwc", x, my)
+
+
+def _zero_insert(x, up, axis):
+    if up == 1:
+        return x
+    shape = list(ops.shape(x))
+    zeros = ops.zeros_like(x)
+    x = ops.stack([x] + [zeros] * (up - 1), axis=axis + 1)
+    shape[axis] = shape[axis] * up
+    return ops.reshape(x, shape)
+
+
+def _pad_or_crop(x, lo, hi, axis):
+    size = x.shape[axis]
+    start, stop = max(-lo, 0), size - max(-hi, 0)
+    index = [slice(None)] * 4
+    index[axis] = slice(start, stop)
+    x = x[tuple(index)]
+    pad = [[0, 0]] * 4
+    pad[axis] = [max(lo, 0), max(hi, 0)]
+    return ops.pad(x, pad)
+
+
+def upfirdn2d_reference(x, f, up=1, down=1, padding=0, gain=1.0):
+    """Slow, obviously-correct `upfirdn2d`: same arguments and result.
+
+    Zero-inserts, pads or crops, convolves with the whole 2-D filter (the
+    outer product of a 1-D one) as a depthwise convolution, then slices.
+    Computes every sample that decimation throws away; for tests only.
+    """
+    x_lo, x_hi, y_lo, y_hi = _parse_padding(padding)
+    f = _as_filter(f)
+    f2 = np.outer(f, f) if f.ndim == 1 else f
+    f2 = (f2 * gain)[::-1, ::-1]  # true convolution = correlation with the flipped filter
+    channels = int(x.shape[-1])
+    x = _zero_insert(x, up, axis=1)
+    x = _zero_insert(x, up, axis=2)
+    x = _pad_or_crop(x, y_lo, y_hi, axis=1)
+    x = _pad_or_crop(x, x_lo, x_hi, axis=2)
+    kernel = np.tile(f2[:, :, None, None], [1, 1, channels, 1]).astype(np.float32)
+    x = ops.depthwise_conv(x, ops.convert_to_tensor(kernel, dtype=x.dtype), padding="valid")
+    return x[:, ::down, ::down, :]
