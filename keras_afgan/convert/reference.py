@@ -32,6 +32,13 @@ def _unexpected(kind, names):
     raise ValueError(f"Unexpected {kind}: {sorted(names)}")
 
 
+def _listing(names, limit=24):
+    names = sorted(names)
+    if len(names) <= limit:
+        return str(names)
+    return f"{names[:limit]} and {len(names) - limit} more"
+
+
 def generator_kwargs_from_reference(z_dim, c_dim, w_dim, img_resolution, img_channels=3,
                                     mapping_kwargs=None, **synthesis_kwargs):
     """Translate the reference's `G_kwargs` into `Generator` arguments."""
@@ -204,8 +211,8 @@ def _load(model, state, entries, constants, what):
     unexpected = sorted(set(state) - set(entries) - set(constants))
     if missing or unexpected:
         raise ValueError(
-            f"The {what} state does not match its settings. Missing: {missing}. "
-            f"Unexpected: {unexpected}"
+            f"The {what} state does not match its settings. Missing: {_listing(missing)}. "
+            f"Unexpected: {_listing(unexpected)}"
         )
     for name, expected in constants.items():
         if name in state and not np.allclose(state[name], expected, rtol=0, atol=1e-5):

@@ -111,6 +111,13 @@ class MappingNetwork(keras.layers.Layer):
         `truncation_psi` is a Python number or a tensor of shape `[]` or `[N]`
         (one psi per sample, as the serving signature sends it).
         """
+        if truncation_cutoff is not None and (
+                isinstance(truncation_cutoff, bool) or int(truncation_cutoff) != truncation_cutoff
+                or truncation_cutoff < 0):
+            raise ValueError(
+                f"Expected truncation_cutoff to be None or an integer >= 0. "
+                f"Received: {truncation_cutoff}"
+            )
         if isinstance(truncation_psi, (int, float)) and truncation_psi == 1:
             return ws
         w_avg = ops.cast(self.w_avg, ws.dtype)

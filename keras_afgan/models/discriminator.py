@@ -83,6 +83,8 @@ class Discriminator(keras.Model):
         self.built = True
 
     def call(self, img, c=None):
+        if isinstance(img, (list, tuple)) and c is None:  # D.predict((img, c)) passes one input
+            img, c = img
         r, ch = self.img_resolution, self.img_channels
         shape = tuple(img.shape)
         if len(shape) != 4 or shape[1:] != (r, r, ch):

@@ -80,6 +80,8 @@ class Generator(keras.Model):
         self.built = True
 
     def call(self, z, c=None, truncation_psi=1.0, truncation_cutoff=None, update_emas=False):
+        if isinstance(z, (list, tuple)) and c is None:  # G.predict((z, c)) passes one input
+            z, c = z
         ws = self.mapping(z, c, truncation_psi=truncation_psi,
                           truncation_cutoff=truncation_cutoff, update_emas=update_emas)
         return self.synthesis(ws, update_emas=update_emas)

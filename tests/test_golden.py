@@ -1,0 +1,123 @@
+"""Golden parity with the reference implementation (../shared/golden).
+
+Every case found in the golden folder is checked: designed filters, mapping
+outputs (three truncation settings), every synthesis layer's activations,
+images (with the case's user transform), and discriminator logits on real,
+generated and blurred images. Tolerances are the golden README's.
+"""
+
+import numpy as np
+import pytest
+
+from keras_afgan.ops import blur_images
+from tests.testing import assert_close
+from tests.testing import to_numpy
+
+
+@pytest.fixture
+def models(case):
+    return case.generator(), case.discriminator()
+
+
+def test_layer_schedule_matches(case, models):
+    G, _ = models
+    spec = G.synthesis.spec
+    meta_input = case.meta["input"]
+    assert spec.input.channels == meta_input["channels"]
+    assert spec.input.size == meta_input["size"]
+    assert spec.input.sampling_rate == pytest.approx(meta_input["sampling_rate"])
+    assert spec.input.bandwidth == pytest.approx(meta_input["bandwidth"])
+    assert G.num_ws == case.meta["num_ws"]
+    assert len(spec.layers) == len(case.meta["layers"])
+    for layer, ref in zip(G.synthesis.synthesis_layers, case.meta["layers"]):
+        assert layer.name == ref["name"]
+        assert list(layer.padding) == ref["padding"], layer.name
+        assert (layer.up_factor, layer.down_factor) == (ref["up_factor"], ref["down_factor"])
+        assert layer.down_radial == ref["down_radial"], layer.name
+        assert layer.out_sampling_rate == pytest.approx(ref["out_sampling_rate"])
+        assert layer.out_cutoff == pytest.approx(ref["out_cutoff"])
+        assert layer.out_half_width == pytest.approx(ref["out_half_width"])
+
+
+def test_parameter_counts(case, models):
+    G, D = models
+    assert sum(int(np.prod(w.shape)) for w in G.trainable_weights) == case.meta["G_params"]
+    assert sum(int(np.prod(w.shape)) for w in D.trainable_weights) == case.meta["D_params"]
+
+
+def test_filters(case, models):
+    G, _ = models
+    for layer in G.synthesis.synthesis_layers:
+        for kind in ("up_filter", "down_filter"):
+            key = f"out/filter/{layer.name}/{kind}"
+            ours = getattr(layer, kind)
+            if key not in case.arrays:
+                assert ours is None, f"{key}: the reference uses no filter here"
+                continue
+            assert_close(ours, case.arrays[key], atol=1e-6, what=key)
+
+
+@pytest.mark.parametrize("setting", ["case", "psi1", "cutoff"])
+def test_mapping(case, models, setting):
+    G, _ = models
+    z, c = case.arrays["in/z"], case.arrays["in/c"]
+    if setting == "case":
+        ws, key = G.mapping(z, c, truncation_psi=case.meta["truncation_psi"]), "out/ws"
+    elif setting == "psi1":
+        ws, key = G.mapping(z, c), "out/ws_psi1"
+    else:
+        cut = case.meta["ws_cut"]
+        ws = G.mapping(z, c, truncation_psi=cut["truncation_psi"],
+                       truncation_cutoff=cut["truncation_cutoff"])
+        key = "out/ws_cut"
+    assert_close(ws, case.arrays[key], atol=1e-5, what=key)
+
+
+def test_synthesis_activations_and_images(case, models):
+    G, _ = models
+    img, activations = G.synthesis(case.arrays["out/ws"], return_activations=True)
+    expected_names = {k[len("out/act/"):] for k in case.arrays if k.startswith("out/act/")}
+    assert set(activations) == expected_names
+    for name, act in activations.items():
+        assert_close(to_numpy(act)[:1], case.nhwc(f"out/act/{name}"), atol=1e-4, what=name)
+    assert_close(img, case.nhwc("out/img"), atol=1e-4, what="images")
+
+
+def test_generator_end_to_end(case, models):
+    G, _ = models
+    img = G(case.arrays["in/z"], case.arrays["in/c"], truncation_psi=case.meta["truncation_psi"])
+    assert_close(img, case.nhwc("out/img"), atol=1e-4, what="G(z, c)")
+
+
+def _logits_close(actual, expected, what):
+    # 1e-4 relative (golden README); an absolute floor of 2e-6 for logits near 0.
+    assert_close(actual, expected, rtol=1e-4, atol=2e-6, what=what)
+
+
+def test_discriminator_logits(case, models):
+    _, D = models
+    c = case.arrays["in/c"]
+    _logits_close(D(case.nhwc("in/real"), c), case.arrays["out/d_real"], "d_real")
+    _logits_close(D(case.nhwc("out/img"), c), case.arrays["out/d_fake"], "d_fake")
+
+
+def test_discriminator_input_blur(case, models):
+    _, D = models
+    blurred = blur_images(case.nhwc("in/real"), 2.0)
+    _logits_close(D(blurred, case.arrays["in/c"]), case.arrays["out/d_real_blur2"], "d_real_blur2")
+
+
+def test_user_transform_is_used(case, models):
+    """The stored user transform is loaded and drives the image (r32c rotates and translates)."""
+    G, _ = models
+    transform = case.arrays["G/synthesis.input.transform"]
+    assert_close(G.synthesis.input.transform, transform, what="transform")
+    a = 0.3
+    other = np.array([[np.cos(a), np.sin(a), 0.1], [-np.sin(a), np.cos(a), 0.0], [0, 0, 1]],
+                     dtype="float32") @ transform
+    G.synthesis.input.transform.assign(other)
+    moved = to_numpy(G.synthesis(case.arrays["out/ws"]))
+    assert np.abs(moved - case.nhwc("out/img")).max() > 1e-2
+    G.synthesis.input.transform.assign(transform)
+    assert_close(G.synthesis(case.arrays["out/ws"]), case.nhwc("out/img"), atol=1e-4,
+                 what="images after restoring the transform")

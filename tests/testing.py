@@ -1,0 +1,41 @@
+"""Test helpers shared by the test modules."""
+
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BACKENDS = ("tensorflow", "jax", "torch")
+
+
+def to_numpy(x):
+    return np.asarray(keras.ops.convert_to_numpy(x))
+
+
+def assert_close(actual, expected, atol=0.0, rtol=0.0, what=""):
+    actual, expected = to_numpy(actual), to_numpy(expected)
+    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
+    err = np.abs(actual.astype(np.float64) - expected.astype(np.float64))
+    bound = atol + rtol * np.abs(expected.astype(np.float64))
+    worst = np.argmax(err - bound)
+    assert np.all(err <= bound), (
+        f"{what}: max abs error {err.max():.3g} (at {np.unravel_index(worst, err.shape)}: "
+        f"{actual.flat[worst]!r} vs {expected.flat[worst]!r}), atol={atol}, rtol={rtol}"
+    )
+
+
+def run_python(code, backend, timeout=600, env=None):
+    """Run `code` in a fresh interpreter under `backend`; return stdout."""
+    full_env = dict(os.environ)
+    full_env.update({"KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3",
+                     "PYTHONPATH": REPO_ROOT + os.pathsep + full_env.get("PYTHONPATH", "")})
+    full_env.update(env or {})
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=full_env, timeout=timeout, cwd=REPO_ROOT)
+    if result.returncode != 0:
+        raise AssertionError(
+            f"Subprocess under {backend} failed ({result.returncode}):\n{result.stderr[-4000:]}")
+    return result.stdout
