@@ -123,7 +123,9 @@ def upfirdn2d(x, f, up=1, down=1, padding=0, gain=1.0):
     x_lo, x_hi, y_lo, y_hi = _parse_padding(padding)
     f = _as_filter(f)
     if f.size == 1 and up == 1 and down == 1 and not any((x_lo, x_hi, y_lo, y_hi)):
-        return x if gain * f.flat[0] == 1 else x * (gain * float(f.flat[0]))
+        # A 1-D filter runs along both axes, so its single tap counts twice.
+        scale = gain * float(f.flat[0]) ** (2 if f.ndim == 1 else 1)
+        return x if scale == 1 else x * scale
     in_h, in_w = int(x.shape[1]), int(x.shape[2])
     if f.ndim == 1:
         terms = ((f * np.sqrt(gain), f * np.sqrt(gain)),)

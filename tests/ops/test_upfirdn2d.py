@@ -53,8 +53,9 @@ FILTER_KINDS = ("rand1d_4", "rand1d_12", "rand1d_24", "radial12", "rand2d_5", "r
 
 def _cases():
     # Every (up, down) meets every filter, with two of the four padding kinds
-    # in rotation so that each pairing of the three also occurs (a full
-    # product is slow to compile on JAX for little extra coverage).
+    # in rotation, so every (up, down) and every filter also meets every
+    # padding kind where the input is large enough (the full product is slow
+    # to compile on JAX for little extra coverage).
     cases = []
     for i, (up, down) in enumerate([(u, d) for u in (1, 2, 4) for d in (1, 2)]):
         for j, fkind in enumerate(FILTER_KINDS):
@@ -149,15 +150,14 @@ def test_no_filter():
     assert_close(upfirdn2d(ops.convert_to_tensor(x), None), x, atol=0)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "upfirdn2d's no-resampling shortcut scales by gain * f[0] for a 1-tap 1-D filter; "
-    "the separable 2-D filter is gain * f[0]**2 (as upfirdn2d_reference and the padded "
-    "fast path compute)"))
 def test_single_tap_filter_with_gain():
     x = _images(seed=7)
-    f = np.array([0.7], dtype=np.float32)
-    expected = upfirdn2d_np(x, f, gain=3.0)
-    assert_close(upfirdn2d(ops.convert_to_tensor(x), f, gain=3.0), expected, atol=1e-6)
+    for f in (np.array([0.7], np.float32), np.array([-1.0], np.float32),
+              np.array([[0.7]], np.float32)):
+        expected = upfirdn2d_np(x, f, gain=3.0)
+        for op in (upfirdn2d, upfirdn2d_reference):
+            assert_close(op(ops.convert_to_tensor(x), f, gain=3.0), expected, atol=1e-6,
+                         what=f"{op.__name__} {f.shape}")
 
 
 def test_single_tap_filter_with_padding():
