@@ -152,6 +152,8 @@ class DiscriminatorEpilogue(keras.layers.Layer):
 
     def build(self, input_shape=None):
         r, c = self.resolution, self.in_channels
+        if self.mbstd is not None:
+            self.mbstd.build((None, r, r, c))
         self.conv.build((None, r, r, c + self.mbstd_num_channels))
         self.fc.build((None, r * r * c))  # NHWC flatten
         self.out.build((None, c))

@@ -1,0 +1,35 @@
+"""Backend-specific differentiation and control flow for the GAN train step.
+
+Each backend module provides the same four functions, used by
+`keras_afgan.training.gan.AliasFreeGAN`, whose train step is written once in
+keras.ops on top of them:
+
+- `value_and_grad(fn, variables, state)`: run `fn()` (returns
+  `(loss, aux)`), return `(loss, aux, grads)` with the gradients w.r.t.
+  `variables`; assignments made inside `fn` to any of `state` (statistics
+  updates) take effect.
+- `input_gradient(fn, x)`: the gradient of scalar `fn(x)` w.r.t. the tensor
+  `x`, itself differentiable (R1 needs the double backward).
+- `cond(pred, fn, state)`: run `fn()` (which may assign to any of `state`)
+  only where `pred` holds; returns `fn`'s scalar result or 0.
+- `no_grad()`: a context in which no gradient tape is needed.
+
+`train_step(model, data)` (JAX: `(model, (state, data))`) adapts Keras's
+per-backend `train_step` contract to `model.iteration_step(data)`.
+"""
+
+import keras
+
+
+def backend_module():
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        from keras_afgan.training.steps import tensorflow as module
+    elif backend == "jax":
+        from keras_afgan.training.steps import jax as module
+    elif backend == "torch":
+        from keras_afgan.training.steps import torch as module
+    else:
+        raise ValueError(
+            f"Expected KERAS_BACKEND in ('tensorflow', 'jax', 'torch'). Received: {backend!r}")
+    return module

@@ -1,0 +1,97 @@
+"""JAX: the imperative train step runs inside StatelessScopes.
+
+Keras hands the JAX train step its state as arrays. The whole step runs in a
+`StatelessScope` that maps every variable to its current value; assignments
+(optimizer updates, statistics) are recorded there and read back as the new
+state. `value_and_grad` differentiates through a nested scope in which the
+differentiated variables map to `jax.value_and_grad`'s arguments; values the
+function assigned inside it come back as auxiliary outputs and are assigned
+in the enclosing scope.
+"""
+
+import contextlib
+
+import jax
+from keras.src.backend.common.stateless_scope import StatelessScope
+from keras.src.backend.common.stateless_scope import get_stateless_scope
+from keras.src.backend.common.stateless_scope import in_stateless_scope
+
+
+def _current(variable):
+    if in_stateless_scope():
+        value = get_stateless_scope().get_current_value(variable)
+        if value is not None:
+            return value
+    return variable.value
+
+
+def _unique(variables):
+    seen, out = set(), []
+    for v in variables:
+        if id(v) not in seen:
+            seen.add(id(v))
+            out.append(v)
+    return out
+
+
+def value_and_grad(fn, variables, state=()):
+    variables = list(variables)
+    ids = {id(v) for v in variables}
+    others = [v for v in _unique(state) if id(v) not in ids]
+    other_values = [_current(v) for v in others]
+
+    def loss_fn(values):
+        mapping = list(zip(variables, values)) + list(zip(others, other_values))
+        with StatelessScope(state_mapping=mapping) as scope:
+            loss, aux = fn()
+        updated = [scope.get_current_value(v) for v in others]
+        return loss, (aux, updated)
+
+    (loss, (aux, updated)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        [_current(v) for v in variables])
+    for v, old, new in zip(others, other_values, updated):
+        if new is not old:
+            v.assign(new)
+    return loss, aux, list(grads)
+
+
+def input_gradient(fn, x):
+    return jax.grad(fn)(x)
+
+
+def cond(pred, fn, state):
+    variables = _unique(state)
+
+    def taken(values):
+        with StatelessScope(state_mapping=list(zip(variables, values))) as scope:
+            result = fn()
+        return [scope.get_current_value(v) for v in variables], jax.numpy.asarray(
+            result, dtype="float32")
+
+    def skipped(values):
+        return list(values), jax.numpy.zeros((), "float32")
+
+    values, result = jax.lax.cond(pred, taken, skipped, [_current(v) for v in variables])
+    for v, new in zip(variables, values):
+        v.assign(new)
+    return result
+
+
+def no_grad():
+    return contextlib.nullcontext()
+
+
+def train_step(model, state):
+    """Keras's JAX contract: `(state, data) -> (logs, state)`; see module doc."""
+    state, data = state
+    trainable, non_trainable, optimizer_vars, metrics_vars = state
+    groups = (model.trainable_variables, model.non_trainable_variables,
+              model.optimizer.variables, model.metrics_variables)
+    mapping = []
+    for variables, values in zip(groups, (trainable, non_trainable, optimizer_vars,
+                                          metrics_vars)):
+        mapping.extend(zip(variables, values))
+    with StatelessScope(state_mapping=mapping) as scope:
+        logs = model.iteration_step(data)
+    new_state = tuple([scope.get_current_value(v) for v in variables] for variables in groups)
+    return logs, new_state
