@@ -121,6 +121,11 @@ class AliasFreeGAN(keras.Model):
         super().compile(optimizer=optimizer, **kwargs)
         self.optimizer.build(self.trainable_variables)
 
+    def compile_from_config(self, config):
+        # Keras skips a custom compile() on load unless this is overridden; the
+        # optimizer state is restored only into a compiled (built) optimizer.
+        self.compile(**keras.saving.deserialize_keras_object(config))
+
     @property
     def g_optimizer(self):
         return self.optimizer._optimizer_map(self.generator.trainable_variables[0])

@@ -1,0 +1,59 @@
+"""afgan-train: train an alias-free GAN with `Model.fit` on the current backend.
+
+    KERAS_BACKEND=jax afgan-train --outdir=runs/tiny --preset=tiny --data=builtin
+    afgan-train --outdir=runs/ffhq --cfg=stylegan3-t --data=/data/ffhq-256.zip \
+        --batch=32 --gamma=2 --mirror
+
+Flags follow the reference's train.py. A run restarted with the same
+--outdir continues from its last checkpoint.
+"""
+
+from absl import app
+from absl import flags
+
+_FLAGS = flags.FLAGS
+flags.DEFINE_string("outdir", None, "Where to write the run.", required=True)
+flags.DEFINE_enum("cfg", None, ["stylegan3-t", "stylegan3-r"], "Base configuration.")
+flags.DEFINE_string("data", None,
+                    "builtin[:faces|:textures], tfds:NAME[:SPLIT], an image folder or a zip.")
+flags.DEFINE_integer("resolution", None, "Training resolution (default: the data's).")
+flags.DEFINE_integer("batch", None, "Total batch size.")
+flags.DEFINE_float("gamma", None, "R1 regularisation weight.")
+flags.DEFINE_float("kimg", None, "Total training duration in thousands of images.")
+flags.DEFINE_float("tick", None, "Thousands of images per tick (one Keras epoch).")
+flags.DEFINE_integer("snap", None, "Ticks between image grids and generator snapshots.")
+flags.DEFINE_boolean("mirror", None, "Add x-flipped copies of the dataset.")
+flags.DEFINE_boolean("cond", None, "Train a conditional model on the dataset's labels.")
+flags.DEFINE_float("glr", None, "G learning rate (default 0.0025).")
+flags.DEFINE_float("dlr", None, "D learning rate (default 0.002).")
+flags.DEFINE_integer("cbase", None, "Capacity multiplier (channel base).")
+flags.DEFINE_integer("cmax", None, "Max. feature maps.")
+flags.DEFINE_integer("map-depth", None, "Mapping network depth.")
+flags.DEFINE_integer("mbstd-group", None, "Minibatch std group size.")
+flags.DEFINE_integer("seed", None, "Random seed.")
+flags.DEFINE_string("resume", None, "Start from this training checkpoint (.keras).")
+flags.DEFINE_string("preset", None, "Run preset: 'tiny' (CPU-sized, 32 px).")
+
+
+def main(argv):
+    del argv
+    from keras_afgan.training.run import resolve_config
+    from keras_afgan.training.run import train
+
+    config = resolve_config(
+        outdir=_FLAGS.outdir, cfg=_FLAGS.cfg, data=_FLAGS.data, resolution=_FLAGS.resolution,
+        batch=_FLAGS.batch, gamma=_FLAGS.gamma, kimg=_FLAGS.kimg, tick=_FLAGS.tick,
+        snap=_FLAGS.snap, mirror=_FLAGS.mirror, cond=_FLAGS.cond, glr=_FLAGS.glr,
+        dlr=_FLAGS.dlr, cbase=_FLAGS.cbase, cmax=_FLAGS.cmax, map_depth=_FLAGS["map-depth"].value,
+        mbstd_group=_FLAGS["mbstd-group"].value, seed=_FLAGS.seed, resume=_FLAGS.resume,
+        preset=_FLAGS.preset,
+    )
+    train(config)
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,102 @@
+"""The training input pipeline: an endless, deterministic tf.data stream of batches.
+
+tf.data is the input pipeline for every backend: Keras hands its batches to
+JAX and torch as numpy arrays. Everything random is stateless and keyed by
+(seed, epoch) or (seed, step), so batch k is the same whether the stream
+starts at 0 or resumes at k, on any backend.
+"""
+
+import numpy as np
+
+from keras_afgan.data.sources import ImageDataset
+
+_SHUFFLE_STREAM = 0  # keys (seed, stream) folded with the epoch or step: no overlap
+_LATENT_STREAM = 1
+
+
+def training_dataset(images, batch_size, z_dim=512, mirror=False, seed=0, start_step=0):
+    """An infinite `tf.data.Dataset` of training batches for `AliasFreeGAN.fit`.
+
+    The stream of examples is a sequence of epochs; epoch e is a permutation
+    of the dataset's indices drawn from (seed, e) (with `mirror`, index
+    `i >= N` is image `i - N` flipped along x, so an epoch holds 2N examples).
+    Batch `step` is examples `[step * B, (step + 1) * B)` of that sequence:
+    batches run across epoch boundaries, so every example is used once per
+    epoch, no remainder is dropped and `batch_size` may exceed the dataset
+    size. For each batch, in order:
+
+    1. indices from the epochs' permutations (only the ones the batch spans);
+    2. gather uint8 images and flip the mirrored ones;
+    3. images to float32 in [-1, 1] (`x / 127.5 - 1`);
+    4. labels to one-hot float32 (`[B, 0]` for an unlabelled dataset);
+    5. latents `[B, 2, z_dim]` (the z of Gmain and Dmain) from
+       `tf.random.stateless_normal` keyed by (seed, step).
+
+    Pass `steps_per_epoch` to `fit`: the stream never ends.
+
+    Args:
+        images: an `ImageDataset` (from `load_images`).
+        batch_size: images per batch B.
+        z_dim: width of the latents.
+        mirror: add x-flipped copies (the reference's `--mirror`).
+        seed: seed of the shuffle and of the latents.
+        start_step: index of the first batch; batch k of a stream started at
+            `start_step=s` equals batch `s + k` of one started at 0 (resume
+            with the number of iterations done).
+
+    Returns:
+        A `tf.data.Dataset` of dicts: `images` float32 `[B, R, R, C]`,
+        `labels` float32 `[B, c_dim]`, `latents` float32 `[B, 2, z_dim]`.
+    """
+    import tensorflow as tf
+
+    if not isinstance(images, ImageDataset):
+        raise ValueError("Expected images to be an ImageDataset (from load_images). "
+                         f"Received: {type(images).__name__}")
+    for name, value, low in (("batch_size", batch_size, 1), ("z_dim", z_dim, 1),
+                             ("start_step", start_step, 0), ("seed", seed, 0)):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
+            raise ValueError(
+                f"Expected {name} to be an integer >= {low}. Received: {name}={value!r}")
+
+    num_images = len(images)
+    epoch_size = num_images * (2 if mirror else 1)
+    labels = None if images.labels is None else tf.constant(images.labels)  # [N]
+    base_key = tf.constant([seed, 0], tf.int64)
+
+    def key(stream, index):
+        stream_key = tf.random.experimental.stateless_fold_in(base_key, stream, alg="philox")
+        return tf.random.experimental.stateless_fold_in(stream_key, index, alg="philox")
+
+    def permutation(epoch):
+        noise = tf.random.stateless_uniform([epoch_size], key(_SHUFFLE_STREAM, epoch),
+                                            alg="philox")
+        return tf.cast(tf.argsort(noise, stable=True), tf.int64)
+
+    def make_batch(step):
+        first = step * batch_size
+        first_epoch, last_epoch = first // epoch_size, (first + batch_size - 1) // epoch_size
+        order = tf.map_fn(permutation, tf.range(first_epoch, last_epoch + 1),
+                          fn_output_signature=tf.int64)  # [E, epoch_size]
+        offset = first - first_epoch * epoch_size
+        index = tf.reshape(order, [-1])[offset:offset + batch_size]
+        index = tf.ensure_shape(index, [batch_size])  # [B] in [0, epoch_size)
+        source = index % num_images
+
+        # Gather in numpy: capturing the uint8 array in the graph would copy it (twice).
+        x = tf.numpy_function(lambda i: images.images[i], [source], tf.uint8, stateful=False)
+        x = tf.ensure_shape(x, (batch_size,) + images.images.shape[1:])  # [B, R, R, C] uint8
+        if mirror:
+            x = tf.where((index >= num_images)[:, None, None, None], tf.reverse(x, axis=[2]), x)
+        x = tf.cast(x, tf.float32) / 127.5 - 1.0
+        if labels is None:
+            c = tf.zeros([batch_size, 0], tf.float32)
+        else:
+            c = tf.one_hot(tf.gather(labels, source), images.c_dim, dtype=tf.float32)
+        z = tf.random.stateless_normal([batch_size, 2, z_dim], key(_LATENT_STREAM, step),
+                                       alg="philox")
+        return {"images": x, "labels": c, "latents": z}
+
+    return (tf.data.Dataset.counter(start=start_step)
+            .map(make_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            .prefetch(tf.data.AUTOTUNE))
