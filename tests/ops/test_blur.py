@@ -39,3 +39,19 @@ def test_blur_keeps_a_constant_inside():
 def test_no_blur(sigma):
     x = np.random.default_rng(1).normal(size=(2, 8, 8, 3)).astype(np.float32)
     assert_close(blur_images(ops.convert_to_tensor(x), sigma), x, atol=0)
+
+
+@pytest.mark.parametrize("sigma", [0.0, 0.3, 1.0, 2.5, 3.4, 10.0])
+def test_tensor_sigma_matches_numpy(sigma):
+    """A tensor sigma (the training schedule) with a fixed maximum support."""
+    x = np.random.default_rng(2).normal(size=(2, 14, 18, 3)).astype(np.float32)
+    y = blur_images(ops.convert_to_tensor(x), ops.convert_to_tensor(sigma, "float32"),
+                    max_sigma=10.0)
+    expected = x if sigma == 0 else _blur_np(x, sigma)
+    assert_close(y, expected, atol=2e-6)
+
+
+def test_tensor_sigma_needs_max_sigma():
+    x = np.zeros((1, 8, 8, 1), np.float32)
+    with pytest.raises(ValueError, match="max_sigma"):
+        blur_images(ops.convert_to_tensor(x), ops.convert_to_tensor(1.0))
