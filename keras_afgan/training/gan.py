@@ -121,10 +121,27 @@ class AliasFreeGAN(keras.Model):
         super().compile(optimizer=optimizer, **kwargs)
         self.optimizer.build(self.trainable_variables)
 
+    def get_compile_config(self):
+        config = super().get_compile_config()
+        if config:
+            # Each Adam by itself: inside a MultiOptimizer's config, torch's Adam
+            # keeps its backend-specific class, which other backends cannot load;
+            # keras.optimizers.deserialize finds built-in optimizers by name.
+            config.pop("optimizer", None)
+            config["g_optimizer"] = keras.optimizers.serialize(self.g_optimizer)
+            config["d_optimizer"] = keras.optimizers.serialize(self.d_optimizer)
+        return config
+
     def compile_from_config(self, config):
         # Keras skips a custom compile() on load unless this is overridden; the
         # optimizer state is restored only into a compiled (built) optimizer.
-        self.compile(**keras.saving.deserialize_keras_object(config))
+        config = dict(config)
+        # Whether the step compiles depends on the backend that loads the model
+        # (torch cannot compile R1's double backward), not on the one that saved it.
+        config.pop("jit_compile", None)
+        optimizers = {name: keras.optimizers.deserialize(config.pop(name))
+                      for name in ("g_optimizer", "d_optimizer") if name in config}
+        self.compile(**optimizers, **keras.saving.deserialize_keras_object(config))
 
     @property
     def g_optimizer(self):

@@ -158,7 +158,8 @@ def test_gradients(case, phases, phase):
         norm = np.linalg.norm(ref.astype(np.float64))
         bound = 1e-3 * norm + 1e-6 * np.sqrt(ref.size)
         if not err <= bound:
-            failures.append(f"{name}: |g - ref| = {err:.3g}, |ref| = {norm:.3g}, bound {bound:.3g}")
+            failures.append(f"{name}: |g - ref| = {err:.3g}, |ref| = {norm:.3g}, "
+                            f"bound {bound:.3g}")
     assert not failures, f"{case.name} {phase}:\n" + "\n".join(failures)
 
 
@@ -190,4 +191,5 @@ def test_blur_schedule(case, phases):
     for images_seen in (meta["cur_nimg"], 0, 50_000, 199_999, 200_000, 1_000_000):
         sigma = scheduled.blur_sigma(np.int32(images_seen))
         sigma = 0.0 if sigma is None else float(to_numpy(sigma))
-        assert sigma == pytest.approx(_expected_blur_sigma(cfg, images_seen), abs=1e-5), images_seen
+        expected = _expected_blur_sigma(cfg, images_seen)
+        assert sigma == pytest.approx(expected, abs=1e-5), images_seen

@@ -105,6 +105,23 @@ def fit_from_reference(weights_path, batches_path, out_path, gan_kwargs):
     np.savez(out_path, **out)
 
 
+def restore_and_export(saved_path, out_path, batches_path=None):
+    """Load a saved `AliasFreeGAN` and save what it restored; then, with
+    `batches_path`, fit one step on its first batch and save the counters."""
+    gan = keras.saving.load_model(saved_path)
+    out = export_state(gan)
+    out.update({f"count/{k}": v for k, v in export_counters(gan).items()})
+    for name in ("g_optimizer", "d_optimizer"):
+        out.update({f"{name}/{i}": to_numpy(v)
+                    for i, v in enumerate(getattr(gan, name).variables)})
+    out["jit_compile"] = gan.jit_compile
+    if batches_path is not None:
+        with np.load(batches_path) as data:
+            _fit(gan, {key: data[f"0/{key}"] for key in ("images", "labels", "latents")})
+        out.update({f"after/{k}": v for k, v in export_counters(gan).items()})
+    np.savez(out_path, **out)
+
+
 def _values(variables):
     return [to_numpy(v).copy() for v in variables]
 
@@ -377,7 +394,7 @@ def test_same_iterations_on_every_backend(trained):
     sign flips (see `_assert_updates_close`) then change the network that
     iteration 1 differentiates, so iteration 1 (sigma 6, no R1, EMA beta
     0.25) is compared by update norms, and by each backend's own EMA and
-    step counts.
+    step counts. Each backend also restores this backend's `.keras` file.
     """
     for i, step in enumerate(trained.steps):
         moved = max(np.abs(step.state[k] - trained.initial[k]).max()
@@ -386,11 +403,17 @@ def test_same_iterations_on_every_backend(trained):
     for backend in BACKENDS:
         if backend == keras.backend.backend():
             continue
-        out = str(trained.tmp / f"{backend}.npz")
+        out, restored_out = (str(trained.tmp / f"{backend}{s}.npz") for s in ("", "_restored"))
+        # torch runs the step eagerly: one more step there costs little, and
+        # checks that the restored model does not try to compile it.
+        fit_batches = trained.batches_path if backend == "torch" else None
         run_python(
             "from tests.training.test_train_step import fit_from_reference\n"
+            "from tests.training.test_train_step import restore_and_export\n"
             f"fit_from_reference({trained.weights!r}, {trained.batches_path!r}, {out!r}, "
-            f"{GAN_KWARGS!r})\n", backend)
+            f"{GAN_KWARGS!r})\n"
+            f"restore_and_export({trained.saved!r}, {restored_out!r}, {fit_batches!r})\n",
+            backend)
         with np.load(out) as data:
             theirs = [{k[len(f"step{i}/"):]: data[k] for k in data.files
                        if k.startswith(f"step{i}/")} for i in range(len(trained.steps))]
@@ -409,6 +432,21 @@ def test_same_iterations_on_every_backend(trained):
             if not _is_buffer(name):
                 g = g + (weights[0][f"G_ema/{name}"] - g) * EMA_BETAS[1]
             assert_close(ema, g, atol=1e-6, rtol=F32_EPS, what=f"{what} G_ema/{name}")
+
+        with np.load(restored_out) as data:
+            restored = {k: data[k] for k in data.files}
+        last = trained.steps[-1]
+        _assert_states_equal({k: v for k, v in restored.items() if k in last.state},
+                             last.state, 0.0, f"restored on {backend}")
+        assert {k: int(restored[f"count/{k}"]) for k in last.counters} == last.counters
+        for name in ("g_optimizer", "d_optimizer"):
+            values = [restored[f"{name}/{i}"] for i in range(len(getattr(last, name)))]
+            _assert_all_close(values, getattr(last, name), 0.0, f"{name} restored on {backend}")
+        assert bool(restored["jit_compile"]) == (backend != "torch")
+        if fit_batches is not None:
+            # Iteration 2 runs R1 again (r1_interval=2).
+            assert {k: int(restored[f"after/{k}"]) for k in last.counters} == dict(
+                images_seen=3 * N, iteration=3, g_steps=3, d_steps=5)
 
 
 def test_save_and_restore(trained):
