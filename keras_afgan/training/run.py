@@ -211,7 +211,8 @@ def train(config):
               f"{total_ticks} ticks of {steps_per_tick} steps x {config.batch} images"
               + (f", resuming at tick {initial_tick}" if initial_tick else ""))
     gan.fit(dataset, epochs=total_ticks, initial_epoch=initial_tick,
-            steps_per_epoch=steps_per_tick, callbacks=[monitor], verbose=config.verbose)
+            steps_per_epoch=steps_per_tick, callbacks=[monitor], verbose=config.verbose,
+            shuffle=False)
     return gan
 
 
