@@ -15,9 +15,9 @@ import json
 
 import keras
 import numpy as np
-from PIL import Image
 
 from keras_afgan.convert import generator_from_reference
+from keras_afgan.training.images import save_image_grid
 
 
 def main():
@@ -39,8 +39,7 @@ def main():
     if G.c_dim:
         c[np.arange(args.seeds), np.arange(args.seeds) % G.c_dim] = 1
     img = keras.ops.convert_to_numpy(G(z.astype("float32"), c, truncation_psi=args.psi))
-    img = np.clip(img * 127.5 + 128, 0, 255).astype(np.uint8)  # [N, R, R, 3]
-    Image.fromarray(np.concatenate(list(img), axis=1)).save(f"{args.out}.png")
+    save_image_grid(img, f"{args.out}.png", (1, args.seeds))  # [N, R, R, 3] in a row
     print(f"Wrote {args.out}.keras and {args.out}.png ({args.seeds} images, {G.img_resolution} px)")
 
 

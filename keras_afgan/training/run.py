@@ -134,8 +134,8 @@ def build_gan(config, c_dim, resolution, img_channels=3):
     return gan
 
 
-def _compatible(saved, config):
-    """Settings that may change when a run is continued."""
+def _changed_settings(saved, config):
+    """Saved settings that `config` changes, among those a continued run must keep."""
     free = {"kimg", "resume", "verbose", "outdir", "snap", "data"}
     return {k for k in saved if k not in free and saved[k] != getattr(config, k, None)}
 
@@ -158,7 +158,7 @@ def train(config):
     config_path = os.path.join(config.outdir, "config.json")
     resume_from = checkpoint if os.path.exists(checkpoint) else config.resume
     if os.path.exists(checkpoint) and os.path.exists(config_path):
-        changed = _compatible(json.loads(open(config_path).read()), config)
+        changed = _changed_settings(json.loads(open(config_path).read()), config)
         if changed:
             raise ValueError(
                 f"{config.outdir} holds a run with other settings ({sorted(changed)}); "
