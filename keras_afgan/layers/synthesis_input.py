@@ -37,7 +37,10 @@ class SynthesisInput(keras.layers.Layer):
 
     `transform` is a non-trainable 3x3 user transform (identity by default):
     assign a translation or rotation to move the generated image's content
-    (used at generation time and by the equivariance metrics).
+    (used at generation time and by the equivariance metrics). `call` also
+    takes a per-sample `transform` `[N, 3, 3]` applied after the stored one
+    (`T = M_rot @ M_trans @ self.transform @ transform`), as the exported
+    `synthesis` signature does with its translate/rotate inputs.
 
     Args:
         w_dim: width of w.
@@ -77,7 +80,7 @@ class SynthesisInput(keras.layers.Layer):
             initializer=lambda shape, dtype=None: ops.convert_to_tensor(phases, dtype=dtype),
         )
 
-    def call(self, w):
+    def call(self, w, transform=None):
         t = ops.cast(self.affine(w), "float32")  # [N, 4]
         t = t / ops.sqrt(ops.sum(ops.square(t[:, :2]), axis=1, keepdims=True))
         rc, rs, tx, ty = t[:, 0], t[:, 1], t[:, 2], t[:, 3]
@@ -88,7 +91,11 @@ class SynthesisInput(keras.layers.Layer):
             ops.stack([rs, rc, -rs * tx - rc * ty], axis=1),
             ops.stack([zero, zero, one], axis=1),
         ], axis=1)  # [N, 3, 3]
-        transforms = ops.einsum("nij,jk->nik", m, self.transform)
+        if transform is None:
+            transforms = ops.einsum("nij,jk->nik", m, self.transform)
+        else:
+            user = ops.einsum("ij,njk->nik", self.transform, ops.cast(transform, "float32"))
+            transforms = ops.einsum("nij,njk->nik", m, user)
         phases = self.phases[None, :] + ops.einsum("cj,nj->nc", self.freqs, transforms[:, :2, 2])
         freqs = ops.einsum("cj,njk->nck", self.freqs, transforms[:, :2, :2])  # [N, C, 2]
         norm = ops.sqrt(ops.sum(ops.square(freqs), axis=2))

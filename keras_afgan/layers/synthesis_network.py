@@ -14,7 +14,10 @@ class SynthesisNetwork(keras.layers.Layer):
 
     ws[:, 0] drives the Fourier input's rotation/translation, ws[:, i + 1]
     the styles of layer i. The schedule comes from `specs.synthesis_spec`;
-    the output is the ToRGB result times `output_scale`.
+    the output is the ToRGB result times `output_scale`. `call(ws,
+    transform=...)` takes optional per-sample input transforms `[N, 3, 3]`
+    (see `models.transforms.content_transform_matrices`) that move each
+    sample's content on top of the stored `input.transform`.
     """
 
     def __init__(self, w_dim, img_resolution, img_channels=3, channel_base=32768,
@@ -84,14 +87,14 @@ class SynthesisNetwork(keras.layers.Layer):
         for layer in self.synthesis_layers:
             layer.build()
 
-    def call(self, ws, update_emas=False, return_activations=False):
+    def call(self, ws, update_emas=False, return_activations=False, transform=None):
         shape = tuple(ws.shape)
         if len(shape) != 3 or shape[1] != self.num_ws or shape[2] != self.w_dim:
             raise ValueError(
                 f"Expected ws of shape [N, {self.num_ws}, {self.w_dim}]. Received: shape={shape}"
             )
         ws = ops.cast(ws, self.compute_dtype)
-        x = self.fourier_input(ws[:, 0])
+        x = self.fourier_input(ws[:, 0], transform=transform)
         activations = {"input": x}
         for i, layer in enumerate(self.synthesis_layers):
             x = layer(x, ws[:, i + 1], update_emas=update_emas)

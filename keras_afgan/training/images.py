@@ -4,8 +4,12 @@ import numpy as np
 
 
 def to_uint8(images):
-    """`[N, H, W, C]` floats around [-1, 1] to uint8: `img * 127.5 + 128`, clipped."""
-    return np.clip(np.rint(np.asarray(images) * 127.5 + 128), 0, 255).astype(np.uint8)
+    """`[N, H, W, C]` floats around [-1, 1] to uint8: `img * 127.5 + 128`, clipped, truncated.
+
+    The +128 (not +127.5) makes the truncation round to nearest, as the
+    reference does; the exported serving signature computes the same.
+    """
+    return np.clip(np.floor(np.asarray(images) * 127.5 + 128), 0, 255).astype(np.uint8)
 
 
 def save_image_grid(images, path, grid_shape):
