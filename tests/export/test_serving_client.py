@@ -143,3 +143,15 @@ def test_client_script_writes_the_seed_images(trained, server, tmp_path):
     for seed, image in zip([4, 5], expected):
         served = np.asarray(Image.open(tmp_path / f"seed{seed:04d}.png"))
         assert np.abs(served.astype(int) - image).max() <= 1
+
+
+def test_models_config_example_parses_as_tf_serving_config():
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
+
+    with open(os.path.join(REPO_ROOT, "examples", "serving", "models.config")) as f:
+        config = text_format.Parse(f.read(), model_server_config_pb2.ModelServerConfig())
+    models = {c.name: c for c in config.model_config_list.config}
+    assert set(models) == {"afgan", "afgan_textures"}
+    for name, model in models.items():
+        assert model.base_path == f"/models/{name}" and model.model_platform == "tensorflow"
