@@ -46,3 +46,13 @@ def load_generator(path):
             f"Expected a keras_afgan Generator or training checkpoint in {path}. "
             f"Received: {type(model).__name__}")
     return model
+
+
+def quiet_library_logs():
+    """absl's app.run logs at INFO, which floods the console with TensorFlow's
+    INFO lines (tracing, saving); keep WARNING and up unless --verbosity is given."""
+    from absl import flags
+    from absl import logging
+
+    if not flags.FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)

@@ -18,6 +18,8 @@ import sys
 from absl import app
 from absl import flags
 
+from keras_afgan.cli.common import quiet_library_logs
+
 _FLAGS = flags.FLAGS
 flags.DEFINE_string("network", None, "Generator or training checkpoint (.keras).", required=True)
 flags.DEFINE_string("outdir", None, "Output directory: MODEL_BASE/NAME/VERSION.", required=True)
@@ -62,6 +64,7 @@ def serving_instructions(outdir):
 
 def main(argv):
     del argv
+    quiet_library_logs()
     import keras
 
     from keras_afgan.cli.common import load_generator

@@ -15,6 +15,7 @@ from absl import flags
 from keras_afgan.cli.common import load_generator
 from keras_afgan.cli.common import parse_seeds
 from keras_afgan.cli.common import parse_vec2
+from keras_afgan.cli.common import quiet_library_logs
 
 _FLAGS = flags.FLAGS
 flags.DEFINE_string("network", None, "Generator or training checkpoint (.keras).", required=True)
@@ -28,6 +29,7 @@ flags.DEFINE_string("outdir", None, "Where to write seedNNNN.png.", required=Tru
 
 def main(argv):
     del argv
+    quiet_library_logs()
     from keras_afgan.training.images import save_image
     from keras_afgan.training.run import generate_images
 

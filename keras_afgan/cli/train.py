@@ -11,6 +11,8 @@ Flags follow the reference's train.py. A run restarted with the same
 from absl import app
 from absl import flags
 
+from keras_afgan.cli.common import quiet_library_logs
+
 _FLAGS = flags.FLAGS
 flags.DEFINE_string("outdir", None, "Where to write the run.", required=True)
 flags.DEFINE_enum("cfg", None, ["stylegan3-t", "stylegan3-r"], "Base configuration.")
@@ -37,6 +39,7 @@ flags.DEFINE_string("preset", None, "Run preset: 'tiny' (CPU-sized, 32 px).")
 
 def main(argv):
     del argv
+    quiet_library_logs()
     from keras_afgan.training.run import resolve_config
     from keras_afgan.training.run import train
 

@@ -164,10 +164,19 @@ def prepare_outdir(path, overwrite):
 
 
 def publish_dir(tmp_path, path):
-    """Move a finished export into place; TF Serving never sees a half-written version."""
+    """Move a finished export into place; TF Serving never sees a half-written version.
+
+    An export being replaced is moved aside first and deleted only once the
+    new one is in place.
+    """
+    old = None
     if os.path.isdir(path):
-        shutil.rmtree(path)
+        old = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.old-",
+                               dir=os.path.dirname(os.path.abspath(path)))
+        os.replace(path, os.path.join(old, "export"))
     os.replace(tmp_path, path)
+    if old is not None:
+        shutil.rmtree(old)
 
 
 def staging_dir(path):
