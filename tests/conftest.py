@@ -70,3 +70,28 @@ def golden_case(name):
 @pytest.fixture(params=GOLDEN_CASES)
 def case(request):
     return golden_case(request.param)
+
+
+@pytest.fixture(scope="session")
+def inception_file(tmp_path_factory):
+    """A randomly initialised InceptionV3 (no top) saved as a weights file.
+
+    Stands in for the ImageNet weights (not downloadable here): FID/KID tests
+    need the same weights on every backend, not good ones. The batch-norm
+    statistics are set from one batch of noise images (momentum 0, training
+    mode): with the initial ones (0 and 1) the features hardly depend on the input.
+    """
+    import keras
+    import numpy as np
+
+    path = str(tmp_path_factory.mktemp("inception") / "inception_random.weights.h5")
+    keras.utils.set_random_seed(0)
+    model = keras.applications.InceptionV3(include_top=False, weights=None, pooling="avg",
+                                           input_shape=(299, 299, 3))
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = 0.0
+    noise = np.random.default_rng(0).uniform(-1, 1, (8, 299, 299, 3)).astype("float32")
+    model(noise, training=True)
+    model.save_weights(path)
+    return path

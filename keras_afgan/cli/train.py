@@ -35,6 +35,11 @@ flags.DEFINE_integer("mbstd-group", None, "Minibatch std group size.")
 flags.DEFINE_integer("seed", None, "Random seed.")
 flags.DEFINE_string("resume", None, "Start from this training checkpoint (.keras).")
 flags.DEFINE_string("preset", None, "Run preset: 'tiny' (CPU-sized, 32 px).")
+flags.DEFINE_string("metrics", None,
+                    "Metrics at each snapshot, e.g. eqt50k_int,eqr50k,fid50k_full (afgan-metrics).")
+flags.DEFINE_integer("metrics-num", None, "Samples per snapshot metric (default 50000; tiny: 200).")
+flags.DEFINE_string("inception", None,
+                    "InceptionV3 (no top) weights for FID/KID (default $KERAS_AFGAN_INCEPTION).")
 
 
 def main(argv):
@@ -49,7 +54,8 @@ def main(argv):
         snap=_FLAGS.snap, mirror=_FLAGS.mirror, cond=_FLAGS.cond, glr=_FLAGS.glr,
         dlr=_FLAGS.dlr, cbase=_FLAGS.cbase, cmax=_FLAGS.cmax, map_depth=_FLAGS["map-depth"].value,
         mbstd_group=_FLAGS["mbstd-group"].value, seed=_FLAGS.seed, resume=_FLAGS.resume,
-        preset=_FLAGS.preset,
+        preset=_FLAGS.preset, metrics=_FLAGS.metrics,
+        metrics_num=_FLAGS["metrics-num"].value, inception=_FLAGS.inception,
     )
     train(config)
 

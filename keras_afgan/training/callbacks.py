@@ -46,10 +46,13 @@ class TrainingMonitor(keras.callbacks.Callback):
         grid_labels: `[n, c_dim]` labels of the grid.
         grid_shape: `(rows, cols)` of the grid.
         log_dir: TensorBoard directory (None to skip TensorBoard).
+        metrics_fn: called with the G-EMA generator at each snapshot; returns
+            `{name: value}`, logged to `stats.jsonl` (that tick's line),
+            `metrics.jsonl` and TensorBoard (`Metrics/<name>`).
     """
 
     def __init__(self, outdir, steps_per_tick, batch_size, snap, grid_latents, grid_labels,
-                 grid_shape, log_dir=None):
+                 grid_shape, log_dir=None, metrics_fn=None):
         super().__init__()
         self.outdir = outdir
         self.steps_per_tick = steps_per_tick
@@ -59,6 +62,7 @@ class TrainingMonitor(keras.callbacks.Callback):
         self.grid_labels = grid_labels
         self.grid_shape = grid_shape
         self.log_dir = log_dir
+        self.metrics_fn = metrics_fn
         self._writer = None
         self._tick_start = None
 
@@ -84,6 +88,18 @@ class TrainingMonitor(keras.callbacks.Callback):
                  "img_per_sec": self.steps_per_tick * self.batch_size / max(seconds, 1e-9),
                  "timestamp": time.time()}
         stats.update({k: float(v) for k, v in (logs or {}).items()})
+        metrics = {}
+        if tick % self.snap == 0:
+            self.snapshot(tick, kimg)
+            if self.metrics_fn is not None:
+                start = time.time()
+                metrics = {k: float(v) for k, v in self.metrics_fn(gan.generator_ema).items()}
+                with open(os.path.join(self.outdir, "metrics.jsonl"), "a") as f:
+                    f.write(json.dumps({"tick": tick, "kimg": kimg, "results": metrics,
+                                        "sec": time.time() - start,
+                                        "snapshot": f"network-snapshot-tick{tick:06d}.keras"})
+                            + "\n")
+        stats.update(metrics)
         with open(os.path.join(self.outdir, "stats.jsonl"), "a") as f:
             f.write(json.dumps(stats) + "\n")
         writer = self._summary_writer()
@@ -92,11 +108,11 @@ class TrainingMonitor(keras.callbacks.Callback):
 
             with writer.as_default(step=int(round(kimg * 1000))):
                 for k, v in stats.items():
-                    if k not in ("tick", "timestamp"):
+                    if k in metrics:
+                        tf.summary.scalar(f"Metrics/{k}", v)
+                    elif k not in ("tick", "timestamp"):
                         tf.summary.scalar(k.replace("loss_", "Loss/"), v)
             writer.flush()
-        if tick % self.snap == 0:
-            self.snapshot(tick, kimg)
 
     def snapshot(self, tick, kimg):
         gan = self.model

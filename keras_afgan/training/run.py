@@ -11,6 +11,10 @@ import os
 import keras
 import numpy as np
 
+from keras_afgan.metrics.fid import InceptionFeatures
+from keras_afgan.metrics.registry import FEATURE_METRICS
+from keras_afgan.metrics.registry import compute_metrics
+from keras_afgan.metrics.registry import parse_metrics
 from keras_afgan.models.discriminator import Discriminator
 from keras_afgan.models.generator import Generator
 from keras_afgan.training.callbacks import TrainingMonitor
@@ -27,7 +31,7 @@ RUN_PRESETS = {
     # CPU-sized: 32 px, narrow layers, a short schedule on the built-in faces.
     "tiny": dict(resolution=32, cbase=2048, cmax=32, z_dim=64, w_dim=64, num_layers=8,
                  margin_size=6, batch=8, mbstd_group=4, gamma=0.5, tick=0.4, snap=5, kimg=20,
-                 mirror=True),
+                 mirror=True, metrics_num=200),
 }
 
 
@@ -59,6 +63,9 @@ class RunConfig:
     seed: int = 0
     resume: str = None
     preset: str = None
+    metrics: str = ""
+    metrics_num: int = 50000
+    inception: str = None
     verbose: int = 1
 
     def to_json(self):
@@ -96,6 +103,10 @@ def _validate(config):
     for name in ("kimg", "tick"):
         if getattr(config, name) <= 0:
             raise ValueError(f"Expected {name} > 0. Received: {getattr(config, name)!r}")
+    parse_metrics(config.metrics)
+    if int(config.metrics_num) != config.metrics_num or config.metrics_num < 1:
+        raise ValueError(f"Expected metrics_num to be a positive integer. "
+                         f"Received: {config.metrics_num!r}")
     if config.gamma < 0:
         raise ValueError(f"Expected gamma >= 0. Received: {config.gamma!r}")
     group = min(config.mbstd_group, config.batch)
@@ -134,9 +145,31 @@ def build_gan(config, c_dim, resolution, img_channels=3):
     return gan
 
 
+def snapshot_metrics(config, source):
+    """The metrics callable of a run (`config.metrics` at each snapshot), or None.
+
+    The Inception weights are loaded here, before training, so a missing
+    file fails the run at once rather than at the first snapshot.
+    """
+    names = parse_metrics(config.metrics)
+    if not names:
+        return None
+    inception = None
+    if any(name in FEATURE_METRICS for name in names):
+        inception = InceptionFeatures(config.inception or os.environ.get("KERAS_AFGAN_INCEPTION"))
+
+    def metrics_fn(generator):
+        return compute_metrics(generator, names, num=config.metrics_num, dataset=source,
+                               inception=inception, seed=config.seed,
+                               verbose=bool(config.verbose))
+
+    return metrics_fn
+
+
 def _changed_settings(saved, config):
     """Saved settings that `config` changes, among those a continued run must keep."""
-    free = {"kimg", "resume", "verbose", "outdir", "snap", "data"}
+    free = {"kimg", "resume", "verbose", "outdir", "snap", "data", "metrics", "metrics_num",
+            "inception"}
     return {k for k in saved if k not in free and saved[k] != getattr(config, k, None)}
 
 
@@ -204,7 +237,8 @@ def train(config):
         save_image_grid(source.images[picks].astype(np.float32) / 127.5 - 1, reals, grid_shape)
     monitor = TrainingMonitor(
         config.outdir, steps_per_tick, config.batch, config.snap, grid_z, grid_c, grid_shape,
-        log_dir=os.path.join(config.outdir, "logs"))
+        log_dir=os.path.join(config.outdir, "logs"),
+        metrics_fn=snapshot_metrics(config, source))
     if config.verbose:
         print(f"Training {config.cfg} at {resolution} px on {config.data} "
               f"({len(source)} images, c_dim={c_dim}) on {keras.backend.backend()}: "

@@ -14,6 +14,7 @@ from PIL import Image
 
 from keras_afgan.cli.generate import parse_seeds
 from keras_afgan.cli.generate import parse_vec2
+from keras_afgan.metrics import sampled_equivariance
 from keras_afgan.training.run import generate_images
 from keras_afgan.training.run import resolve_config
 from keras_afgan.training.run import train
@@ -39,7 +40,9 @@ def _builtin_data_dir(tmp_path_factory):
 def trained(tmp_path_factory):
     """One short run (2 ticks of 2 steps) shared by the tests that read it."""
     outdir = str(tmp_path_factory.mktemp("run"))
-    return outdir, train(resolve_config(outdir=outdir, kimg=0.016, **SMALL))
+    # With a cheap snapshot metric (2 samples) so its logging is checked too.
+    return outdir, train(resolve_config(outdir=outdir, kimg=0.016, metrics="eqt50k_int",
+                                        metrics_num=2, **SMALL))
 
 
 def test_run_writes_its_outputs(trained):
@@ -70,6 +73,31 @@ def _cli(outdir, kimg, extra=()):
 
 
 @pytest.mark.slow
+def test_snapshot_metrics_are_logged(trained):
+    outdir, gan = trained
+    stats = [json.loads(line) for line in open(os.path.join(outdir, "stats.jsonl"))]
+    assert "eqt50k_int" not in stats[0] and np.isfinite(stats[1]["eqt50k_int"])
+    (record,) = [json.loads(line) for line in open(os.path.join(outdir, "metrics.jsonl"))]
+    assert record["tick"] == 2 and record["snapshot"] == "network-snapshot-tick000002.keras"
+    # The logged value is the metric of the snapshot's G-EMA (same seed, same samples).
+    G = keras.saving.load_model(os.path.join(outdir, record["snapshot"]))
+    assert record["results"]["eqt50k_int"] == pytest.approx(
+        sampled_equivariance(G, "eqt50k_int", num=2, seed=0), abs=1e-3)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(os.path.join(outdir, "logs")).Reload()
+    assert "Metrics/eqt50k_int" in events.Tags()["tensors"]
+
+
+def test_bad_metrics_settings_are_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"Expected metrics from .*Received: \['fid'\]"):
+        resolve_config(outdir=str(tmp_path), metrics="eqt50k_int,fid", **SMALL)
+    with pytest.raises(FileNotFoundError, match="InceptionV3 weights not found"):
+        train(resolve_config(outdir=str(tmp_path / "f"), metrics="fid50k_full",
+                             inception=str(tmp_path / "none.h5"), kimg=0.008, **SMALL))
+    assert not os.path.exists(tmp_path / "f" / "checkpoint.keras")
+
+
 def test_a_killed_run_resumes_to_the_same_weights(tmp_path):
     kimg = 0.048  # 6 ticks of 2 steps
     args, env = _cli(tmp_path / "straight", kimg)

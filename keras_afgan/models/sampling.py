@@ -1,0 +1,26 @@
+"""Random latents and batches of generated images, for metrics and tools."""
+
+import numpy as np
+from keras import ops
+
+
+def random_latents(G, n, rng, labels=None):
+    """z `[n, z_dim]` ~ N(0, 1) and c: rows of `labels` `[M, c_dim]` drawn at random, or
+    uniform one-hot classes for a conditional G without labels; None for an unconditional G."""
+    z = rng.standard_normal((n, G.z_dim)).astype(np.float32)
+    if not G.c_dim:
+        return z, None
+    if labels is not None:
+        return z, np.asarray(labels, np.float32)[rng.integers(len(labels), size=n)]
+    return z, np.eye(G.c_dim, dtype=np.float32)[rng.integers(G.c_dim, size=n)]
+
+
+def generated_batches(G, num, batch_size=16, seed=0, truncation_psi=1.0, labels=None):
+    """Yield uint8 image batches `[n, R, R, C]` (`img * 127.5 + 128`, clipped), `num` in all."""
+    if int(num) < 1 or int(batch_size) < 1:
+        raise ValueError(f"Expected num and batch_size >= 1. Received: {num}, {batch_size}")
+    rng = np.random.default_rng(seed)
+    for start in range(0, int(num), int(batch_size)):
+        z, c = random_latents(G, min(int(batch_size), int(num) - start), rng, labels)
+        images = ops.convert_to_numpy(G(z, c, truncation_psi=truncation_psi))
+        yield np.clip(np.floor(images * 127.5 + 128), 0, 255).astype(np.uint8)

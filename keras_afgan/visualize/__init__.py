@@ -1,0 +1,1 @@
+"""Videos and power spectra of generators."""
