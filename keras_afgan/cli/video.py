@@ -29,8 +29,8 @@ flags.DEFINE_integer("frames", 60, "Frames (sweeps) or frames per seed (interp).
 flags.DEFINE_integer("fps", 30, "Frames per second.")
 flags.DEFINE_float("trunc", 1.0, "Truncation psi.")
 flags.DEFINE_integer("class", None, "Class index (conditional models).")
-flags.DEFINE_float("max_translate", 0.25, "Sweep radius, fractions of the image (translate).")
-flags.DEFINE_float("max_angle", 360.0, "Sweep angle in degrees (rotate).")
+flags.DEFINE_float("max-translate", 0.25, "Sweep radius, fractions of the image (translate).")
+flags.DEFINE_float("max-angle", 360.0, "Sweep angle in degrees (rotate).")
 flags.DEFINE_string("out", None, "Output .mp4 or .gif.", required=True)
 
 
@@ -61,7 +61,8 @@ def main(argv):
     else:
         frames = video.tile(video.sweep_frames(
             G, seeds, _FLAGS.mode, _FLAGS.frames, _FLAGS.trunc, _FLAGS["class"].value,
-            max_translate=_FLAGS.max_translate, max_angle=_FLAGS.max_angle), rows, cols)
+            max_translate=_FLAGS["max-translate"].value,
+            max_angle=_FLAGS["max-angle"].value), rows, cols)
     video.write_video(frames, _FLAGS.out, fps=_FLAGS.fps)
     print(f"Wrote {_FLAGS.out}: {len(frames)} frames of {frames.shape[2]}x{frames.shape[1]}")
 
