@@ -7,7 +7,9 @@ bash scripts/setup.sh || exit 1
 status=0
 for backend in tensorflow jax torch; do
     echo "=== KERAS_BACKEND=$backend ==="
-    KERAS_BACKEND=$backend python -m pytest -q "$@"
+    # Two workers (the CI machine's 2 cores); whole files per worker so module
+    # fixtures are built once.
+    KERAS_BACKEND=$backend python -m pytest -q -n 2 --dist loadfile "$@"
     rc=$?
     if [ "$rc" -eq 5 ]; then
         echo "No tests ran on $backend: failing." >&2

@@ -19,6 +19,7 @@ from absl import app
 from absl import flags
 
 from keras_afgan.cli.common import quiet_library_logs
+from keras_afgan.export.saved_model import check_version_dir
 
 _FLAGS = flags.FLAGS
 flags.DEFINE_string("network", None, "Generator or training checkpoint (.keras).", required=True)
@@ -28,16 +29,6 @@ flags.DEFINE_bool("overwrite", False, "Replace an existing export in --outdir.")
 flags.DEFINE_integer("opset", 17, "ONNX opset (--format=onnx).")
 
 ONNX_FILENAME = "model.onnx"
-
-
-def check_outdir(outdir, export_format):
-    """TF Serving loads integer version directories only: refuse anything else."""
-    version = os.path.basename(os.path.normpath(outdir))
-    if export_format == "saved_model" and not version.isdigit():
-        raise ValueError(
-            "Expected --outdir to end in an integer version directory, as TF Serving needs "
-            f"(MODEL_BASE/NAME/VERSION, e.g. exported/afgan/1). Received: {outdir!r}")
-    return outdir
 
 
 def tracing_backend(current, export_format):
@@ -73,7 +64,9 @@ def main(argv):
     from keras_afgan.export.saved_model import signature_summary
 
     export_format = _FLAGS.format
-    outdir = check_outdir(_FLAGS.outdir, export_format)
+    outdir = _FLAGS.outdir
+    if export_format == "saved_model":
+        check_version_dir(outdir)
     if not os.path.exists(_FLAGS.network):
         raise ValueError(f"Expected --network to name a .keras file. Received: {_FLAGS.network!r}")
     backend = tracing_backend(keras.config.backend(), export_format)

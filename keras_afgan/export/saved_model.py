@@ -151,6 +151,17 @@ def signature_summary(generator):
     return lines
 
 
+def check_version_dir(path):
+    """TF Serving loads integer version directories only: refuse any other export path."""
+    version = os.path.basename(os.path.normpath(os.fspath(path)))
+    if not version.isdigit():
+        raise ValueError(
+            "Expected the export directory (--outdir) to end in an integer version directory, "
+            "as TF Serving needs (MODEL_BASE/NAME/VERSION, e.g. exported/afgan/1). "
+            f"Received: {os.fspath(path)!r}")
+    return path
+
+
 def prepare_outdir(path, overwrite):
     """Refuse to replace an existing, non-empty export unless `overwrite`."""
     path = os.fspath(path)

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_afgan.cli.generate import parse_seeds
-from keras_afgan.cli.generate import parse_vec2
+from keras_afgan.cli.common import parse_seeds
+from keras_afgan.cli.common import parse_vec2
 from keras_afgan.metrics import sampled_equivariance
 from keras_afgan.training.run import generate_images
 from keras_afgan.training.run import resolve_config

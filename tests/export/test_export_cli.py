@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import pytest
 
+from keras_afgan.export.saved_model import check_version_dir
 from tests.export.conftest import run_export_cli
 from tests.export.test_saved_model import _assert_images
 from tests.export.test_saved_model import _keras_images
@@ -32,14 +33,16 @@ def test_checkpoint_exports_its_generator_ema_and_overwrite_replaces(trained, tm
     assert sorted(os.listdir(outdir.parent)) == ["7"]
 
 
-@pytest.mark.parametrize("outdir, message", [
-    ("exported/afgan", "Expected --outdir to end in an integer version directory"),
-    ("exported/afgan/v1", "Expected --outdir to end in an integer version directory"),
-])
-def test_outdir_must_be_a_version_directory(trained, tmp_path, outdir, message):
-    result = run_export_cli(f"--network={trained.generator_path}", f"--outdir={tmp_path / outdir}",
-                            check=False)
-    assert result.returncode != 0 and message in result.stderr
+def test_outdir_must_be_a_version_directory(trained, tmp_path):
+    for outdir in ("exported/afgan", "exported/afgan/v1", "exported/afgan/1.5"):
+        with pytest.raises(ValueError, match=r"\(--outdir\) to end in an integer version"):
+            check_version_dir(str(tmp_path / outdir))
+    assert check_version_dir("exported/afgan/12/") == "exported/afgan/12/"
+    # Through the command, before anything is loaded or written.
+    result = run_export_cli(f"--network={trained.generator_path}",
+                            f"--outdir={tmp_path / 'exported/afgan'}", check=False)
+    assert result.returncode != 0
+    assert "to end in an integer version directory" in result.stderr
     assert not (tmp_path / "exported").exists()
 
 
