@@ -238,6 +238,9 @@ class AliasFreeGAN(keras.Model):
         after a resume.
         """
         latents = None
+        if (isinstance(data, (tuple, list)) and data and isinstance(data[0], dict)
+                and all(x is None for x in data[1:])):
+            data = data[0]  # train_on_batch(dict) packs it as (x, None, None)
         if isinstance(data, dict):
             unknown = set(data) - {"images", "labels", "latents"}
             if unknown or "images" not in data:

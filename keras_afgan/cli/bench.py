@@ -1,0 +1,62 @@
+"""afgan-bench: time the generator forward pass or a full training iteration.
+
+    python -m keras_afgan.cli.bench --mode=forward --res=64 --cbase=8192 --cmax=128 --batch=8
+    KERAS_BACKEND=jax afgan-bench --mode=train --json=bench.jsonl
+
+Prints a table; with --json, appends one JSON line (backend, mode, batch,
+img_per_s, peak_mem_mb, ...). See keras_afgan.bench for what is timed.
+"""
+
+import json
+
+from absl import app
+from absl import flags
+
+from keras_afgan.cli.common import quiet_library_logs
+
+_FLAGS = flags.FLAGS
+flags.DEFINE_enum("cfg", "stylegan3-t", ["stylegan3-t", "stylegan3-r"], "Configuration.")
+flags.DEFINE_integer("res", 64, "Resolution.")
+flags.DEFINE_integer("cbase", 8192, "Channel base.")
+flags.DEFINE_integer("cmax", 128, "Max. channels.")
+flags.DEFINE_integer("zdim", 512, "z width.")
+flags.DEFINE_integer("wdim", 512, "w width.")
+flags.DEFINE_integer("batch", 8, "Batch size.")
+flags.DEFINE_enum("mode", "forward", ["forward", "train"], "What to time.")
+flags.DEFINE_bool("jit", True, "Compile (XLA on TF/JAX, torch.compile for forward on torch).")
+flags.DEFINE_enum("precision", "float32", ["float32", "mixed_bfloat16", "mixed_float16"],
+                  "Dtype policy.")
+flags.DEFINE_integer("warmup", 2, "Untimed calls first.")
+flags.DEFINE_integer("repeats", 5, "Timed calls (median reported).")
+flags.DEFINE_integer("r1_interval", 16, "Lazy R1 interval (train: one repeat = one R1 cycle).")
+flags.DEFINE_string("json", None, "Append the result as one JSON line to this file.")
+
+
+def main(argv):
+    del argv
+    quiet_library_logs()
+    from keras_afgan.bench import BenchConfig
+    from keras_afgan.bench import run_benchmark
+
+    config = BenchConfig(cfg=_FLAGS.cfg, res=_FLAGS.res, cbase=_FLAGS.cbase, cmax=_FLAGS.cmax,
+                         zdim=_FLAGS.zdim, wdim=_FLAGS.wdim, batch=_FLAGS.batch,
+                         mode=_FLAGS.mode, jit=_FLAGS.jit, precision=_FLAGS.precision,
+                         warmup=_FLAGS.warmup, repeats=_FLAGS.repeats,
+                         r1_interval=_FLAGS.r1_interval)
+    result = run_benchmark(config)
+    print(f"{'backend':<11} {'mode':<8} {'precision':<15} {'jit':<5} {'batch':>5} "
+          f"{'img/s':>8} {'s/iter':>8} {'peak MB':>8}")
+    print(f"{result['backend']:<11} {result['mode']:<8} {result['precision']:<15} "
+          f"{str(result['jit']):<5} {result['batch']:>5} {result['img_per_s']:>8.2f} "
+          f"{result['sec_per_iteration']:>8.3f} {result['peak_mem_mb']:>8.0f}")
+    if _FLAGS.json:
+        with open(_FLAGS.json, "a") as f:
+            f.write(json.dumps(result) + "\n")
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()
