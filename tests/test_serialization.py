@@ -21,8 +21,8 @@ import keras_afgan
 from keras_afgan import layers as afgan_layers
 from keras_afgan.models.specs import LayerSpec
 from keras_afgan.models.specs import synthesis_spec
-from tests.testing import BACKENDS
 from tests.testing import assert_close
+from tests.testing import other_backends
 from tests.testing import run_python
 from tests.testing import to_numpy
 
@@ -328,9 +328,7 @@ def test_models_load_under_other_backends(tmp_path):
     D.save(files["discriminator"])
     np.savez(tmp_path / "inputs.npz", **inputs)
 
-    for backend in BACKENDS:
-        if backend == keras.config.backend():
-            continue
+    for backend in other_backends():
         outputs = str(tmp_path / f"outputs_{backend}.npz")
         run_python(LOAD_AND_RUN.format(inputs=str(tmp_path / "inputs.npz"), outputs=outputs,
                                        **files), backend)

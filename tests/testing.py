@@ -11,6 +11,21 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BACKENDS = ("tensorflow", "jax", "torch")
 
 
+def other_backends():
+    """The backends a cross-backend test compares the current one with.
+
+    The next one in the cycle tensorflow -> jax -> torch -> tensorflow, so the
+    three CI jobs (one per backend) compare every pair once between them;
+    KERAS_AFGAN_TEST_ALL_PAIRS=1 compares with both others.
+    """
+    import keras
+
+    here = BACKENDS.index(keras.config.backend())
+    if os.environ.get("KERAS_AFGAN_TEST_ALL_PAIRS") == "1":
+        return tuple(b for b in BACKENDS if b != BACKENDS[here])
+    return (BACKENDS[(here + 1) % len(BACKENDS)],)
+
+
 def to_numpy(x):
     return np.asarray(keras.ops.convert_to_numpy(x))
 

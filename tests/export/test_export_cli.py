@@ -3,7 +3,6 @@
 import os
 
 import keras
-import numpy as np
 import pytest
 
 from keras_afgan.export.saved_model import check_version_dir
