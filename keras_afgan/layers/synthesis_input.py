@@ -94,6 +94,9 @@ class SynthesisInput(keras.layers.Layer):
         if transform is None:
             transforms = ops.einsum("nij,jk->nik", m, self.transform)
         else:
+            if len(transform.shape) != 3 or tuple(transform.shape[1:]) != (3, 3):
+                raise ValueError(f"Expected transform of shape [N, 3, 3]. "
+                                 f"Received: shape={tuple(transform.shape)}")
             user = ops.einsum("ij,njk->nik", self.transform, ops.cast(transform, "float32"))
             transforms = ops.einsum("nij,njk->nik", m, user)
         phases = self.phases[None, :] + ops.einsum("cj,nj->nc", self.freqs, transforms[:, :2, 2])

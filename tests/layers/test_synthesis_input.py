@@ -1,6 +1,7 @@
 """Per-sample input transforms: `content_transform_matrices` and `SynthesisInput(w, transform)`."""
 
 import numpy as np
+import pytest
 
 from keras_afgan.layers.synthesis_input import SynthesisInput
 from keras_afgan.models.transforms import content_transform_matrices
@@ -38,3 +39,10 @@ def test_per_sample_transform_composes_after_the_stored_one():
     layer.transform.assign(stored)
     assert_close(moved[0], to_numpy(layer(w[:1]))[0], atol=1e-5, what="identity per-sample")
     assert np.abs(moved[1] - to_numpy(layer(w[1:2]))[0]).max() > 1e-2
+
+
+def test_per_sample_transform_must_be_n_by_3_by_3():
+    layer, w, _ = _layer()
+    with pytest.raises(ValueError, match=r"Expected transform of shape \[N, 3, 3\]. "
+                       r"Received: shape=\(3, 2, 3\)"):
+        layer(w, transform=np.zeros((3, 2, 3), np.float32))
