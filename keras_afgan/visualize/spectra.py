@@ -2,8 +2,9 @@
 
 `average_power_spectrum(images)`: per image and channel, subtract the mean,
 multiply by a 2-D Kaiser window (beta 8) to suppress the edge's leakage,
-zero-pad to `pad * R`, take `|FFT|^2` divided by the window's energy and
-the pixel count, average over images and channels, and centre (fftshift).
+zero-pad to `pad * R`, take `|FFT|^2` divided by the window's energy (so
+white noise of variance s^2 reads s^2), average over images and channels,
+and centre (fftshift).
 Frequencies run from -R/2 to R/2 cycles per image. Aliasing shows as energy
 that does not fall off towards the corners and as grid-aligned streaks.
 """
@@ -31,7 +32,7 @@ def average_power_spectrum(images, pad=2, beta=KAISER_BETA):
     x = x * window2d[None, :, :, None]
     size = int(pad * r)
     spectrum = np.abs(np.fft.fft2(x, s=(size, size), axes=(1, 2))) ** 2
-    spectrum = spectrum.mean(axis=(0, 3)) / (np.sum(window2d ** 2) * 1.0)
+    spectrum = spectrum.mean(axis=(0, 3)) / np.sum(window2d ** 2)
     return np.fft.fftshift(spectrum)
 
 

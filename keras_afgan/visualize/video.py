@@ -13,9 +13,6 @@ from keras import ops
 
 from keras_afgan.models.transforms import content_transform_matrices
 
-MODES = ("interp", "translate", "rotate")
-
-
 def _to_uint8(images):
     return np.clip(np.floor(np.asarray(images) * 127.5 + 128), 0, 255).astype(np.uint8)
 
