@@ -12,9 +12,7 @@ import numpy as np
 from keras import ops
 
 from keras_afgan.models.transforms import content_transform_matrices
-
-def _to_uint8(images):
-    return np.clip(np.floor(np.asarray(images) * 127.5 + 128), 0, 255).astype(np.uint8)
+from keras_afgan.training.images import to_uint8
 
 
 def _labels(G, n, class_idx):
@@ -44,7 +42,7 @@ def _synthesize(G, ws, transforms=None, batch_size=8):
     out = []
     for i in range(0, len(ws), batch_size):
         part = None if transforms is None else transforms[i:i + batch_size]
-        out.append(_to_uint8(ops.convert_to_numpy(G.synthesis(ws[i:i + batch_size],
+        out.append(to_uint8(ops.convert_to_numpy(G.synthesis(ws[i:i + batch_size],
                                                                transform=part))))
     return np.concatenate(out)
 
