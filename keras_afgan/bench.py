@@ -20,9 +20,6 @@ import time
 import keras
 import numpy as np
 
-from keras_afgan.models.discriminator import Discriminator
-from keras_afgan.models.generator import Generator
-
 MODES = ("forward", "train")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
@@ -84,15 +81,14 @@ def _peak_memory_mb():
 
 
 def build_models(config):
-    is_r = config.cfg == "stylegan3-r"
-    g_base, g_max = (config.cbase * 2, config.cmax * 2) if is_r else (config.cbase, config.cmax)
-    G = Generator(z_dim=config.zdim, w_dim=config.wdim, img_resolution=config.res,
-                  channel_base=g_base, channel_max=g_max, conv_kernel=1 if is_r else 3,
-                  use_radial_filters=is_r, seed=config.seed, name="generator")
-    D = Discriminator(img_resolution=config.res, channel_base=config.cbase,
-                      channel_max=config.cmax, mbstd_group_size=min(4, config.batch),
-                      name="discriminator")
-    return G, D
+    """G and D as `afgan-train` builds them for these settings (unconditional)."""
+    from keras_afgan.training.run import RunConfig
+    from keras_afgan.training.run import build_networks
+
+    run_config = RunConfig(outdir="", cfg=config.cfg, batch=config.batch, cbase=config.cbase,
+                           cmax=config.cmax, z_dim=config.zdim, w_dim=config.wdim,
+                           mbstd_group=min(4, config.batch), seed=config.seed)
+    return build_networks(run_config, c_dim=0, resolution=config.res)
 
 
 def run_benchmark(config):

@@ -19,6 +19,7 @@ from absl import app
 from absl import flags
 
 from keras_afgan.cli.common import quiet_library_logs
+from keras_afgan.export.saved_model import TRACING_BACKENDS
 from keras_afgan.export.saved_model import check_version_dir
 
 _FLAGS = flags.FLAGS
@@ -35,7 +36,7 @@ def tracing_backend(current, export_format):
     """The backend that traces the export: the current one where it can."""
     if export_format == "onnx":
         return "tensorflow"
-    return current if current in ("tensorflow", "jax") else "tensorflow"
+    return current if current in TRACING_BACKENDS else "tensorflow"
 
 
 def serving_instructions(outdir):

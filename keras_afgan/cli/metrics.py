@@ -11,7 +11,6 @@ Results print one per line and, with `--out`, append one JSON line.
 """
 
 import json
-import os
 import time
 
 from absl import app
@@ -25,7 +24,7 @@ flags.DEFINE_string("network", None, "Generator or training checkpoint (.keras).
 flags.DEFINE_string("metrics", "eqt50k_int,eqt50k_frac,eqr50k", "Comma-separated metric names.")
 flags.DEFINE_string("data", None, "Dataset for FID/KID/PR (see afgan-train --data).")
 flags.DEFINE_integer("num", 50000, "Samples per metric.")
-flags.DEFINE_string("inception", os.environ.get("KERAS_AFGAN_INCEPTION"),
+flags.DEFINE_string("inception", None,
                     "InceptionV3 (no top) weights file; default $KERAS_AFGAN_INCEPTION.")
 flags.DEFINE_integer("batch", 16, "Generator batch for FID/KID/PR.")
 flags.DEFINE_integer("seed", 0, "Sampling seed.")

@@ -46,14 +46,10 @@ def _main(argv):
 
     from keras_afgan.export import export_onnx
     from keras_afgan.export import export_saved_model
-    from keras_afgan.models.generator import Generator
-
     network, path, export_format = argv[:3]
     overwrite = "--overwrite" in argv[3:]
     generator = keras.saving.load_model(network, compile=False)
-    if not isinstance(generator, Generator):
-        raise TypeError(f"Expected a keras_afgan Generator in {network}. "
-                        f"Received: {type(generator).__name__}")
+    # (export_saved_model / export_onnx check that it is a Generator.)
     export = export_saved_model if export_format == "saved_model" else export_onnx
     export(generator, path, overwrite=overwrite)
 

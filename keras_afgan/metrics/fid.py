@@ -18,6 +18,8 @@ import os
 
 import numpy as np
 
+from keras_afgan.training.images import to_uint8
+
 INCEPTION_SIZE = 299
 FEATURE_DIM = 2048
 KERAS_WEIGHTS_URL = (
@@ -107,13 +109,15 @@ class InceptionFeatures:
     Args:
         weights_path: Keras InceptionV3 weights without the top
             (`inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5`, or a
-            `.weights.h5` written by `save_weights`).
+            `.weights.h5` written by `save_weights`); None reads
+            `$KERAS_AFGAN_INCEPTION`.
         batch_size: images per Inception call.
     """
 
-    def __init__(self, weights_path, batch_size=32):
+    def __init__(self, weights_path=None, batch_size=32):
         import keras
 
+        weights_path = weights_path or os.environ.get("KERAS_AFGAN_INCEPTION")
         if not weights_path or not os.path.isfile(weights_path):
             raise FileNotFoundError(
                 f"InceptionV3 weights not found: {weights_path!r}. FID/KID need a local copy "
@@ -136,7 +140,7 @@ class InceptionFeatures:
                              f"Received shape: {images.shape}")
         if images.dtype != np.uint8:
             # Generated images go through uint8 like the dataset's (as saved PNGs would).
-            images = np.clip(np.floor(images * 127.5 + 128), 0, 255)
+            images = to_uint8(images)
         images = images.astype(np.float32) / 127.5 - 1
         if images.shape[-1] == 1:
             images = np.repeat(images, 3, axis=-1)

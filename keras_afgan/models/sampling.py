@@ -4,6 +4,30 @@ import numpy as np
 from keras import ops
 
 
+def seed_latents(G, seeds):
+    """z `[len(seeds), z_dim]`, one `np.random.RandomState(seed).randn(z_dim)` per seed
+    (how the reference draws z for a seed)."""
+    return np.stack([np.random.RandomState(s).randn(G.z_dim) for s in seeds]).astype(np.float32)
+
+
+def class_labels(G, n, class_idx):
+    """`[n, c_dim]` one-hot rows of class `class_idx` (zero-width for an unconditional G).
+
+    A conditional G needs a class index in [0, c_dim); an unconditional one
+    accepts None or 0.
+    """
+    if G.c_dim and class_idx is None:
+        raise ValueError(
+            f"This generator is conditional (c_dim={G.c_dim}): expected a class index "
+            "(--class). Received: None")
+    if class_idx is not None and not 0 <= class_idx < max(G.c_dim, 1):
+        raise ValueError(f"Expected a class index in [0, {G.c_dim}). Received: {class_idx}")
+    c = np.zeros((n, G.c_dim), np.float32)
+    if G.c_dim:
+        c[:, class_idx] = 1
+    return c
+
+
 def random_latents(G, n, rng, labels=None):
     """z `[n, z_dim]` ~ N(0, 1) and c: rows of `labels` `[M, c_dim]` drawn at random, or
     uniform one-hot classes for a conditional G without labels; None for an unconditional G."""

@@ -17,6 +17,8 @@ from keras_afgan.metrics.registry import compute_metrics
 from keras_afgan.metrics.registry import parse_metrics
 from keras_afgan.models.discriminator import Discriminator
 from keras_afgan.models.generator import Generator
+from keras_afgan.models.sampling import class_labels
+from keras_afgan.models.sampling import seed_latents
 from keras_afgan.training.callbacks import TrainingMonitor
 from keras_afgan.training.callbacks import atomic_write_text
 from keras_afgan.training.callbacks import grid_inputs
@@ -116,8 +118,8 @@ def _validate(config):
             f"{config.mbstd_group}. Received: batch={config.batch}")
 
 
-def build_gan(config, c_dim, resolution, img_channels=3):
-    """Generator, discriminator and `AliasFreeGAN` for a resolved config."""
+def build_networks(config, c_dim, resolution, img_channels=3):
+    """Generator and discriminator for a resolved config (R: doubled G channels)."""
     keras.utils.set_random_seed(config.seed)  # the same seed gives the same initial weights
     is_r = config.cfg == "stylegan3-r"
     g_base, g_max = (config.cbase * 2, config.cmax * 2) if is_r else (config.cbase, config.cmax)
@@ -134,6 +136,13 @@ def build_gan(config, c_dim, resolution, img_channels=3):
         channel_base=config.cbase, channel_max=config.cmax,
         mbstd_group_size=config.mbstd_group, name="discriminator",
     )
+    return G, D
+
+
+def build_gan(config, c_dim, resolution, img_channels=3):
+    """Generator, discriminator and compiled `AliasFreeGAN` for a resolved config."""
+    G, D = build_networks(config, c_dim, resolution, img_channels)
+    is_r = config.cfg == "stylegan3-r"
     gan = AliasFreeGAN(
         G, D, r1_gamma=config.gamma, ema_kimg=config.batch * 10 / 32, ema_rampup=0.05,
         blur_init_sigma=10.0 if is_r else 0.0, blur_fade_kimg=config.batch * 200 / 32,
@@ -156,7 +165,7 @@ def snapshot_metrics(config, source):
         return None
     inception = None
     if any(name in FEATURE_METRICS for name in names):
-        inception = InceptionFeatures(config.inception or os.environ.get("KERAS_AFGAN_INCEPTION"))
+        inception = InceptionFeatures(config.inception)
 
     def metrics_fn(generator):
         return compute_metrics(generator, names, num=config.metrics_num, dataset=source,
@@ -255,17 +264,7 @@ def generate_images(generator, seeds, truncation_psi=1.0, class_idx=None, transl
     """Images `[len(seeds), R, R, C]` for integer seeds, as the reference draws z."""
     from keras_afgan.models.transforms import set_content_transform
 
-    if generator.c_dim and class_idx is None:
-        raise ValueError(
-            f"This generator is conditional (c_dim={generator.c_dim}): expected a class index "
-            "(--class). Received: None")
-    if class_idx is not None and not 0 <= class_idx < max(generator.c_dim, 1):
-        raise ValueError(
-            f"Expected a class index in [0, {generator.c_dim}). Received: {class_idx}")
+    c = class_labels(generator, len(seeds), class_idx)
     set_content_transform(generator, translate, rotate)
-    z = np.stack([np.random.RandomState(s).randn(generator.z_dim) for s in seeds])
-    c = np.zeros((len(seeds), generator.c_dim), np.float32)
-    if generator.c_dim:
-        c[:, class_idx] = 1
-    return keras.ops.convert_to_numpy(generator(z.astype(np.float32), c,
+    return keras.ops.convert_to_numpy(generator(seed_latents(generator, seeds), c,
                                                 truncation_psi=truncation_psi))

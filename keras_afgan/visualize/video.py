@@ -11,22 +11,10 @@ import math
 import numpy as np
 from keras import ops
 
+from keras_afgan.models.sampling import class_labels
+from keras_afgan.models.sampling import seed_latents
 from keras_afgan.models.transforms import content_transform_matrices
 from keras_afgan.training.images import to_uint8
-
-
-def _labels(G, n, class_idx):
-    if not G.c_dim:
-        return None
-    if class_idx is None or not 0 <= class_idx < G.c_dim:
-        raise ValueError(f"This generator is conditional (c_dim={G.c_dim}): expected a class "
-                         f"index in [0, {G.c_dim}). Received: {class_idx}")
-    return np.eye(G.c_dim, dtype=np.float32)[[class_idx] * n]
-
-
-def seed_latents(G, seeds):
-    """z `[len(seeds), z_dim]` drawn as afgan-generate draws them."""
-    return np.stack([np.random.RandomState(s).randn(G.z_dim) for s in seeds]).astype(np.float32)
 
 
 def tile(frames, rows, cols):
@@ -55,7 +43,7 @@ def interpolation_frames(G, seeds, frames_per_seed=30, truncation_psi=1.0, class
     if len(seeds) < 2:
         raise ValueError(f"Expected at least two seeds to interpolate. Received: {seeds}")
     z = seed_latents(G, seeds)
-    ws = ops.convert_to_numpy(G.mapping(z, _labels(G, len(seeds), class_idx),
+    ws = ops.convert_to_numpy(G.mapping(z, class_labels(G, len(seeds), class_idx),
                                         truncation_psi=truncation_psi))
     frames = []
     for i in range(len(seeds)):
@@ -90,7 +78,7 @@ def sweep_frames(G, seeds, mode, num_frames=60, truncation_psi=1.0, class_idx=No
     if translate is None or angle is None:
         translate, angle = sweep_transforms(mode, num_frames, max_translate, max_angle)
     z = seed_latents(G, seeds)
-    ws = ops.convert_to_numpy(G.mapping(z, _labels(G, len(seeds), class_idx),
+    ws = ops.convert_to_numpy(G.mapping(z, class_labels(G, len(seeds), class_idx),
                                         truncation_psi=truncation_psi))
     n = len(seeds)
     frames = []

@@ -10,25 +10,17 @@ import onnxruntime
 import pytest
 
 from keras_afgan.export import export_onnx
-from keras_afgan.training.images import to_uint8
 from tests.conftest import GOLDEN_CASES
 from tests.conftest import golden_case
 from tests.export.conftest import run_export_cli
+from tests.export.test_saved_model import _assert_images
 from tests.export.test_saved_model import _keras_images
 from tests.export.test_saved_model import _latents
-from tests.testing import assert_close
 
 
 def _run(session, inputs):
     names = [o.name for o in session.get_outputs()]
     return dict(zip(names, session.run(None, inputs)))
-
-
-def _assert_images(outputs, expected, what):
-    assert outputs["images"].dtype == np.uint8 and outputs["images_float"].dtype == np.float32
-    assert_close(outputs["images_float"], expected, atol=1e-4, what=what)
-    steps = np.abs(outputs["images"].astype(int) - to_uint8(expected).astype(int))
-    assert steps.max() <= 1, f"{what}: {steps.max()} uint8 steps"
 
 
 @pytest.fixture(scope="module")
