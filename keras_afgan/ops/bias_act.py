@@ -31,8 +31,8 @@ def bias_act(x, b=None, activation="linear", alpha=0.2, gain=None, clamp=None):
         raise ValueError(f"Expected activation in {ACTIVATIONS}. Received: activation={activation!r}")
     if b is not None:
         x = x + ops.cast(b, x.dtype)
-    if activation == "lrelu":
-        x = ops.where(x >= 0, x, x * alpha)
+    if activation == "lrelu" and alpha != 1:
+        x = ops.leaky_relu(x, negative_slope=alpha)
     gain = default_gain(activation) if gain is None else gain
     if gain != 1:
         x = x * gain

@@ -1,12 +1,24 @@
 """Upsample, FIR-filter, downsample (`upfirdn2d`) on NHWC tensors.
 
-`upfirdn2d` is the fast path: along each axis, zero-insertion, padding or
+`upfirdn2d` is the fast path. Along each axis, zero-insertion, padding or
 cropping, convolution and decimation together are one linear map from
-`in_size` samples to `out_size` samples, i.e. a small banded matrix computed
-once in numpy. Applying it is an `einsum` per axis, which never computes the
-samples that decimation would discard (the polyphase form, written as a
-matrix). A 2-D (non-separable, radial) filter is split by SVD into a sum of
-separable terms, exactly to float precision.
+`in_size` samples to `out_size` samples; it is applied in one of two forms:
+
+- "polyphase" (under a compiler: XLA or torch.compile): output sample `j = q * P + r` of phase `r` is
+  `sum_t h_r[t] * x[q * S + o_r + t]`, a short filter on strided slices of
+  the (zero-padded) input, with `P = up / gcd(up, down)` phases and input
+  stride `S = down / gcd(up, down)`. Only the taps that meet input samples
+  are multiplied (`taps / up` per output when upsampling) and no discarded
+  sample is computed; the phases are interleaved by a stack and a reshape.
+  Under XLA the slices, products and the interleave fuse into one loop.
+- "matrix" (op by op: eager, or a TensorFlow graph without XLA): the whole
+  map as a small banded `[out_size, in_size]` matrix applied with an
+  `einsum`: one matrix multiply per axis, few large ops.
+
+The plan of either form is computed once in numpy (float64) and cached; the
+traced code sees only Python numbers, or the matrix as a constant. A 2-D
+(non-separable, radial) filter is split by SVD into a sum of separable terms,
+exactly to float precision.
 
 `upfirdn2d_reference` is the slow, obviously-correct form kept for tests: it
 zero-inserts, pads, runs a depthwise convolution with the flipped filter and
@@ -14,7 +26,9 @@ slices every `down`-th sample.
 """
 
 import functools
+import math
 
+import keras
 import numpy as np
 from keras import ops
 
@@ -98,7 +112,123 @@ def separable_terms(f):
     return _separable_terms_cached(f.tobytes(), f.shape)
 
 
-def upfirdn2d(x, f, up=1, down=1, padding=0, gain=1.0):
+METHODS = ("polyphase", "matrix")
+
+
+def default_method(x):
+    """The form `upfirdn2d` uses for `x` when not told: "polyphase" under a compiler.
+
+    Polyphase when `x` is being traced for XLA (JAX's jit, a TensorFlow
+    function with `jit_compile=True`) or by `torch.compile`: there its slices,
+    products and interleave fuse into one loop. "matrix" when ops run one by
+    one (eager, or a TensorFlow graph without XLA, as in an exported
+    SavedModel): there a few large matrix multiplies beat dozens of
+    elementwise passes, and TensorFlow's strided slices are slow.
+    """
+    backend = keras.config.backend()
+    if backend == "jax":
+        import jax
+
+        compiled = isinstance(x, jax.core.Tracer)
+    elif backend == "tensorflow":
+        import tensorflow as tf
+        from tensorflow.python.ops import control_flow_util
+
+        compiled = not tf.executing_eagerly() and control_flow_util.GraphOrParentsInXlaContext(
+            tf.compat.v1.get_default_graph())
+    elif backend == "torch":
+        import torch
+
+        compiled = torch.compiler.is_compiling()
+    else:
+        compiled = False
+    return "polyphase" if compiled else "matrix"
+
+
+@functools.lru_cache(maxsize=1024)
+def _polyphase_plan_cached(in_size, f_bytes, taps, up, down, pad_lo, pad_hi, gain):
+    f = np.frombuffer(f_bytes, dtype=np.float64)[:taps] * gain
+    out_size = output_size(in_size, taps, up, down, pad_lo, pad_hi)
+    if out_size < 1:
+        raise ValueError(
+            f"upfirdn leaves no samples: {in_size} samples, up={up}, "
+            f"padding=({pad_lo}, {pad_hi}), {taps} taps")
+    g = math.gcd(up, down)
+    num_phases, stride = up // g, down // g
+    phases = []
+    for r in range(min(num_phases, out_size)):
+        count = (out_size - r + num_phases - 1) // num_phases
+        # out[j] = sum_k f[k] * y[j * down + taps - 1 - k], where the padded,
+        # zero-inserted y holds x[i] at i * up + pad_lo: only the k with
+        # (j * down + taps - 1 - k - pad_lo) divisible by up meet a sample.
+        terms = []
+        for k in range(taps):
+            e = r * down + taps - 1 - k - pad_lo
+            if e % up == 0 and f[k] != 0:
+                terms.append((e // up, float(f[k])))
+        phases.append((count, tuple(sorted(terms))))
+    offsets = [o for _, terms in phases for o, _ in terms] or [0]
+    last = max(o + (count - 1) * stride for count, terms in phases for o, _ in terms) \
+        if any(terms for _, terms in phases) else 0
+    pad_left = max(-min(offsets), 0)
+    pad_right = max(last - (in_size - 1), 0)
+    return out_size, stride, pad_left, pad_right, tuple(phases)
+
+
+def polyphase_plan(in_size, f, up=1, down=1, pad_lo=0, pad_hi=0, gain=1.0):
+    """Polyphase form of 1-D upfirdn, as plain Python numbers.
+
+    Returns `(out_size, stride, pad_left, pad_right, phases)`: zero-pad the
+    input by `pad_left, pad_right`; phase `r` holds `(count, ((offset,
+    coef), ...))` and gives outputs `r, r + P, r + 2P, ...` (`P =
+    len(phases)`) as `sum coef * padded[pad_left + offset + q * stride]` for
+    `q < count`.
+    """
+    f = np.ascontiguousarray(_as_filter(f).reshape(-1))
+    return _polyphase_plan_cached(
+        int(in_size), f.tobytes(), f.size, int(up), int(down), int(pad_lo), int(pad_hi),
+        float(gain))
+
+
+def _axis_slice(x, axis, start, stop, step=1):
+    index = [slice(None)] * 4
+    index[axis] = slice(start, stop, step)
+    return x[tuple(index)]
+
+
+def _polyphase_axis(x, plan, axis):
+    out_size, stride, pad_left, pad_right, phases = plan
+    if pad_left or pad_right:
+        pad = [[0, 0]] * 4
+        pad[axis] = [pad_left, pad_right]
+        x = ops.pad(x, pad)
+    outputs = []
+    full = phases[0][0]
+    for count, terms in phases:
+        y = None
+        for offset, coef in terms:
+            start = pad_left + offset
+            term = _axis_slice(x, axis, start, start + (count - 1) * stride + 1, stride) * coef
+            y = term if y is None else y + term
+        if y is None:  # a phase no tap reaches: all zeros
+            shape = list(x.shape)
+            shape[axis] = count
+            y = ops.zeros(shape, x.dtype)
+        if count < full:
+            pad = [[0, 0]] * 4
+            pad[axis] = [0, full - count]
+            y = ops.pad(y, pad)
+        outputs.append(y)
+    if len(outputs) == 1:
+        return outputs[0]
+    y = ops.stack(outputs, axis=axis + 1)  # [..., full, P, ...]: interleave the phases
+    shape = list(y.shape)
+    shape[axis:axis + 2] = [full * len(outputs)]
+    y = ops.reshape(y, [-1 if s is None else s for s in shape])
+    return _axis_slice(y, axis, 0, out_size)
+
+
+def upfirdn2d(x, f, up=1, down=1, padding=0, gain=1.0, method=None):
     """Upsample, pad, FIR-filter and downsample a batch of images (fast path).
 
     Steps, per channel and in this order: zero-insert upsampling by `up`
@@ -116,12 +246,17 @@ def upfirdn2d(x, f, up=1, down=1, padding=0, gain=1.0):
         padding: int, `(pad_x, pad_y)` or `(x_lo, x_hi, y_lo, y_hi)`.
         gain: overall gain of the filter (use `up**2` to keep the DC level
             when upsampling).
+        method: "polyphase", "matrix" or `None` (`default_method(x)`); see
+            the module docstring. Both give the same result to float rounding.
 
     Returns:
         `[N, H', W', C]` with `H' = (H*up + y_lo + y_hi - taps) // down + 1`.
     """
     x_lo, x_hi, y_lo, y_hi = _parse_padding(padding)
     f = _as_filter(f)
+    method = default_method(x) if method is None else method
+    if method not in METHODS:
+        raise ValueError(f"Expected method in {METHODS} or None. Received: method={method!r}")
     if f.size == 1 and up == 1 and down == 1 and not any((x_lo, x_hi, y_lo, y_hi)):
         # A 1-D filter runs along both axes, so its single tap counts twice.
         scale = gain * float(f.flat[0]) ** (2 if f.ndim == 1 else 1)
@@ -131,15 +266,27 @@ def upfirdn2d(x, f, up=1, down=1, padding=0, gain=1.0):
         terms = ((f * np.sqrt(gain), f * np.sqrt(gain)),)
     else:
         terms = tuple((fy * gain, fx) for fy, fx in separable_terms(f))
+    if method == "polyphase":
+        total = None
+        for fy, fx in terms:
+            y = _polyphase_axis(x, polyphase_plan(in_w, fx, up, down, x_lo, x_hi), axis=2)
+            y = _polyphase_axis(y, polyphase_plan(in_h, fy, up, down, y_lo, y_hi), axis=1)
+            total = y if total is None else total + y
+        return total
     mx = np.stack([resampling_matrix(in_w, fx, up, down, x_lo, x_hi) for _, fx in terms])
     my = np.stack([resampling_matrix(in_h, fy, up, down, y_lo, y_hi) for fy, _ in terms])
-    mx = ops.convert_to_tensor(mx.astype(np.float32), dtype=x.dtype)  # [R, W', W]
-    my = ops.convert_to_tensor(my.astype(np.float32), dtype=x.dtype)  # [R, H', H]
-    if len(terms) == 1:
-        x = ops.einsum("nhwc,vw->nhvc", x, mx[0])
-        return ops.einsum("nhwc,uh->nuwc", x, my[0])
-    x = ops.einsum("nhwc,rvw->nrhvc", x, mx)
-    return ops.einsum("nrhwc,ruh->nuwc", x, my)
+    c = int(x.shape[3])
+    total = None
+    for r in range(len(terms)):
+        mw = ops.convert_to_tensor(mx[r].astype(np.float32), dtype=x.dtype)  # [W', W]
+        mh = ops.convert_to_tensor(my[r].astype(np.float32), dtype=x.dtype)  # [H', H]
+        # Plain (broadcast) matrix products on contiguous views: [W', W] @ [W, C]
+        # per row, then [H', H] @ [H, W' * C] per image; no transposes.
+        y = ops.matmul(mw, x)
+        y = ops.reshape(y, (-1, in_h, mx.shape[1] * c))
+        y = ops.reshape(ops.matmul(mh, y), (-1, my.shape[1], mx.shape[1], c))
+        total = y if total is None else total + y
+    return total
 
 
 def _zero_insert(x, up, axis):

@@ -1,4 +1,6 @@
-"""upfirdn2d (fast) and upfirdn2d_reference (slow) vs an independent numpy form."""
+"""upfirdn2d (both fast forms) and upfirdn2d_reference (slow) vs independent numpy."""
+
+import functools
 
 import numpy as np
 import pytest
@@ -8,6 +10,8 @@ from keras import ops
 from keras_afgan.ops import design_lowpass_filter
 from keras_afgan.ops import upfirdn2d
 from keras_afgan.ops import upfirdn2d_reference
+from keras_afgan.ops.upfirdn2d import default_method
+from keras_afgan.ops.upfirdn2d import polyphase_plan
 from tests.ops.numpy_reference import upfirdn2d_np
 from tests.testing import assert_close
 from tests.testing import to_numpy
@@ -41,6 +45,14 @@ def _paddings(kind, ty, tx, up):
     if kind == "mixed":  # crop one side, pad the other
         return (-2, tx, ty + 1, -1)
     raise ValueError(kind)
+
+
+# Every implementation: the two forms of the fast path and the slow reference.
+OPS = {
+    "polyphase": functools.partial(upfirdn2d, method="polyphase"),
+    "matrix": functools.partial(upfirdn2d, method="matrix"),
+    "reference": upfirdn2d_reference,
+}
 
 
 def _out_size(in_size, taps, up, down, lo, hi):
@@ -83,9 +95,9 @@ def _atol(x, f, gain):
 
 
 @pytest.mark.parametrize("up,down,fkind,pad", _cases())
-@pytest.mark.parametrize("path", ["fast", "reference"])
+@pytest.mark.parametrize("path", list(OPS))
 def test_matches_numpy(path, up, down, fkind, pad):
-    op = upfirdn2d if path == "fast" else upfirdn2d_reference
+    op = OPS[path]
     f = _filter(fkind)
     gain = 1.5 * up**2
     x = _images()
@@ -109,9 +121,9 @@ def test_matches_scipy_upfirdn(taps, up, down):
     expected = scipy.signal.upfirdn(f * np.sqrt(gain), x.astype(np.float64), up, down, axis=2)
     expected = scipy.signal.upfirdn(f * np.sqrt(gain), expected, up, down, axis=1)
     pad = (taps - 1, taps - up, taps - 1, taps - up)
-    for op in (upfirdn2d, upfirdn2d_reference):
+    for name, op in OPS.items():
         y = op(ops.convert_to_tensor(x), f, up=up, down=down, padding=pad, gain=gain)
-        assert_close(y, expected, atol=_atol(x, f, gain), what=op.__name__)
+        assert_close(y, expected, atol=_atol(x, f, gain), what=name)
 
 
 def test_flipped_filter_differs():
@@ -123,8 +135,9 @@ def test_flipped_filter_differs():
     good = upfirdn2d_np(x, f, up=2, padding=pad, gain=4.0)
     flipped = upfirdn2d_np(x, f[::-1], up=2, padding=pad, gain=4.0)
     assert np.abs(good - flipped).max() > 1000 * _atol(x, f, 4.0)
-    assert_close(upfirdn2d(ops.convert_to_tensor(x), f, up=2, padding=pad, gain=4.0), good,
-                 atol=_atol(x, f, 4.0))
+    for name, op in OPS.items():
+        assert_close(op(ops.convert_to_tensor(x), f, up=2, padding=pad, gain=4.0), good,
+                     atol=_atol(x, f, 4.0), what=name)
 
 
 @pytest.mark.parametrize("padding,expanded", [(3, (3, 3, 3, 3)), ((2, -1), (2, 2, -1, -1)),
@@ -133,9 +146,9 @@ def test_padding_forms(padding, expanded):
     f = _filter("rand1d_4")
     x = _images(seed=5)
     expected = upfirdn2d_np(x, f, up=2, down=1, padding=expanded, gain=4.0)
-    for op in (upfirdn2d, upfirdn2d_reference):
+    for name, op in OPS.items():
         y = op(ops.convert_to_tensor(x), f, up=2, padding=padding, gain=4.0)
-        assert_close(y, expected, atol=_atol(x, f, 4.0), what=op.__name__)
+        assert_close(y, expected, atol=_atol(x, f, 4.0), what=name)
 
 
 def test_no_filter():
@@ -143,8 +156,9 @@ def test_no_filter():
     x = _images(seed=6)
     pad = (1, -2, 0, 3)
     expected = upfirdn2d_np(x, None, up=2, down=1, padding=pad, gain=1.0)
-    for op in (upfirdn2d, upfirdn2d_reference):
-        assert_close(op(ops.convert_to_tensor(x), None, up=2, padding=pad), expected, atol=1e-7)
+    for name, op in OPS.items():
+        assert_close(op(ops.convert_to_tensor(x), None, up=2, padding=pad), expected, atol=1e-7,
+                     what=name)
     # No resampling and no padding: a pure gain.
     assert_close(upfirdn2d(ops.convert_to_tensor(x), None, gain=0.5), 0.5 * x, atol=1e-7)
     assert_close(upfirdn2d(ops.convert_to_tensor(x), None), x, atol=0)
@@ -155,9 +169,9 @@ def test_single_tap_filter_with_gain():
     for f in (np.array([0.7], np.float32), np.array([-1.0], np.float32),
               np.array([[0.7]], np.float32)):
         expected = upfirdn2d_np(x, f, gain=3.0)
-        for op in (upfirdn2d, upfirdn2d_reference):
+        for name, op in OPS.items():
             assert_close(op(ops.convert_to_tensor(x), f, gain=3.0), expected, atol=1e-6,
-                         what=f"{op.__name__} {f.shape}")
+                         what=f"{name} {f.shape}")
 
 
 def test_single_tap_filter_with_padding():
@@ -166,9 +180,9 @@ def test_single_tap_filter_with_padding():
     f = np.array([0.7], dtype=np.float32)
     pad = (0, 1, 1, 0)
     expected = upfirdn2d_np(x, f, padding=pad, gain=3.0)
-    for op in (upfirdn2d, upfirdn2d_reference):
+    for name, op in OPS.items():
         assert_close(op(ops.convert_to_tensor(x), f, padding=pad, gain=3.0), expected, atol=1e-6,
-                     what=op.__name__)
+                     what=name)
 
 
 def test_separable_gain_applied_once():
@@ -234,3 +248,49 @@ def test_bad_arguments_raise():
         upfirdn2d(x, _filter("rand1d_4"), padding=(1, 2, 3))
     with pytest.raises(ValueError, match="filter"):
         upfirdn2d(x, np.ones((2, 2, 2)), padding=2)
+
+
+def test_unknown_method_is_refused():
+    with pytest.raises(ValueError, match="Expected method in .*Received: method='fft'"):
+        upfirdn2d(ops.convert_to_tensor(_images()), _filter("rand1d_4"), up=2, method="fft")
+
+
+def test_polyphase_plan_multiplies_only_the_taps_that_meet_samples():
+    # Upsampling by 4 with 24 taps: each output sees 24 / 4 = 6 input samples,
+    # the dense form would touch all of them.
+    f = _filter("rand1d_24")
+    out_size, stride, _, _, phases = polyphase_plan(16, f, up=4, pad_lo=13, pad_hi=10)
+    assert (out_size, stride, len(phases)) == (_out_size(16, 24, 4, 1, 13, 10), 1, 4)
+    assert all(len(terms) == 6 for _, terms in phases)
+
+
+def test_default_method_follows_execution_mode():
+    # Op by op the banded matrices; under the backend's compiler the polyphase
+    # slices (which XLA and inductor fuse). Each backend's own compiler.
+    import keras
+
+    x = ops.zeros((1, 4, 4, 1))
+    assert default_method(x) == "matrix"
+    seen = []
+
+    def fn(t):
+        seen.append(default_method(t))
+        return t + 1
+
+    backend = keras.config.backend()
+    if backend == "jax":
+        import jax
+
+        jax.jit(fn)(x)
+    elif backend == "tensorflow":
+        import tensorflow as tf
+
+        tf.function(fn)(x)  # a graph without XLA runs op by op
+        assert seen == ["matrix"]
+        seen.clear()
+        tf.function(fn, jit_compile=True)(x)
+    else:
+        import torch
+
+        torch.compile(fn)(x)
+    assert seen == ["polyphase"]
