@@ -29,7 +29,8 @@ def convert(source, outdir, overwrite=False):
     from keras_afgan.convert.snapshot import load_reference_pickle
 
     if not os.path.isfile(source):
-        raise FileNotFoundError(f"Expected --source to be a snapshot .pkl file. Received: {source!r}")
+        raise FileNotFoundError(
+            f"Expected --source to be a snapshot .pkl file. Received: {source!r}")
     models = load_reference_pickle(source)
     os.makedirs(outdir, exist_ok=True)
     targets = {key: os.path.join(outdir, f"{key}.keras") for key in NETWORKS if key in models}

@@ -4,16 +4,16 @@
 cropping, convolution and decimation together are one linear map from
 `in_size` samples to `out_size` samples; it is applied in one of two forms:
 
-- "polyphase" (under a compiler: XLA or torch.compile): output sample `j = q * P + r` of phase `r` is
-  `sum_t h_r[t] * x[q * S + o_r + t]`, a short filter on strided slices of
-  the (zero-padded) input, with `P = up / gcd(up, down)` phases and input
-  stride `S = down / gcd(up, down)`. Only the taps that meet input samples
+- "polyphase" (under a compiler: XLA or torch.compile): output sample
+  `j = q * P + r` of phase `r` is `sum_t h_r[t] * x[q * S + o_r + t]`, a
+  short filter on strided slices of the (zero-padded) input, with
+  `P = up / gcd(up, down)` phases and input stride `S = down / gcd(up, down)`. Only the taps that meet input samples
   are multiplied (`taps / up` per output when upsampling) and no discarded
   sample is computed; the phases are interleaved by a stack and a reshape.
   Under XLA the slices, products and the interleave fuse into one loop.
 - "matrix" (op by op: eager, or a TensorFlow graph without XLA): the whole
-  map as a small banded `[out_size, in_size]` matrix applied with an
-  `einsum`: one matrix multiply per axis, few large ops.
+  map as a small banded `[out_size, in_size]` matrix, applied as one
+  broadcast matrix product per axis: few large ops.
 
 The plan of either form is computed once in numpy (float64) and cached; the
 traced code sees only Python numbers, or the matrix as a constant. A 2-D
