@@ -87,7 +87,8 @@ def build_models(config):
 
     run_config = RunConfig(outdir="", cfg=config.cfg, batch=config.batch, cbase=config.cbase,
                            cmax=config.cmax, z_dim=config.zdim, w_dim=config.wdim,
-                           mbstd_group=min(4, config.batch), seed=config.seed)
+                           mbstd_group=min(4, config.batch), seed=config.seed,
+                           precision=config.precision)
     return build_networks(run_config, c_dim=0, resolution=config.res)
 
 

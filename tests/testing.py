@@ -42,14 +42,19 @@ def assert_close(actual, expected, atol=0.0, rtol=0.0, what=""):
     )
 
 
-def run_python(code, backend, timeout=600, env=None):
-    """Run `code` in a fresh interpreter under `backend`; return stdout."""
+def python_env(backend, env=None):
+    """The environment of a fresh interpreter under `backend` that imports this repo."""
     full_env = dict(os.environ)
     full_env.update({"KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3",
                      "PYTHONPATH": REPO_ROOT + os.pathsep + full_env.get("PYTHONPATH", "")})
     full_env.update(env or {})
+    return full_env
+
+
+def run_python(code, backend, timeout=600, env=None):
+    """Run `code` in a fresh interpreter under `backend`; return stdout."""
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            env=full_env, timeout=timeout, cwd=REPO_ROOT)
+                            env=python_env(backend, env), timeout=timeout, cwd=REPO_ROOT)
     if result.returncode != 0:
         raise AssertionError(
             f"Subprocess under {backend} failed ({result.returncode}):\n{result.stderr[-4000:]}")

@@ -30,22 +30,24 @@ def parse_vec2(text):
 
 
 def load_generator(path):
-    """A `Generator` from a generator file or a training checkpoint."""
+    """A float32 `Generator` from a generator file or a training checkpoint
+    (whose G-EMA may compute in a mixed precision; its weights are float32)."""
     import keras
 
     from keras_afgan.models.generator import Generator
+    from keras_afgan.models.generator import generator_with_dtype
     from keras_afgan.training.gan import AliasFreeGAN
 
     if not os.path.exists(path):
         raise ValueError(f"Expected --network to name a .keras file. Received: {path!r}")
     model = keras.saving.load_model(path, compile=False)
     if isinstance(model, AliasFreeGAN):
-        return model.generator_ema
+        model = model.generator_ema
     if not isinstance(model, Generator):
         raise ValueError(
             f"Expected a keras_afgan Generator or training checkpoint in {path}. "
             f"Received: {type(model).__name__}")
-    return model
+    return generator_with_dtype(model, "float32")
 
 
 def quiet_library_logs():

@@ -3,6 +3,8 @@
     KERAS_BACKEND=jax afgan-train --outdir=runs/tiny --preset=tiny --data=builtin
     afgan-train --outdir=runs/ffhq --cfg=stylegan3-t --data=/data/ffhq-256.zip \
         --batch=32 --gamma=2 --mirror
+    KERAS_BACKEND=torch torchrun --nproc_per_node=2 -m keras_afgan.cli.train \
+        --strategy=ddp --outdir=runs/ffhq ...
 
 Flags follow the reference's train.py. A run restarted with the same
 --outdir continues from its last checkpoint.
@@ -40,6 +42,17 @@ flags.DEFINE_string("metrics", None,
 flags.DEFINE_integer("metrics-num", None, "Samples per snapshot metric (default 50000; tiny: 200).")
 flags.DEFINE_string("inception", None,
                     "InceptionV3 (no top) weights for FID/KID (default $KERAS_AFGAN_INCEPTION).")
+flags.DEFINE_enum("strategy", None, ["none", "mirrored", "multiworker", "data_parallel", "ddp"],
+                  "Multi-device training (--batch is the global batch): none (one device); "
+                  "tensorflow: mirrored (MirroredStrategy, local GPUs) or multiworker "
+                  "(MultiWorkerMirroredStrategy, one command per worker with its TF_CONFIG); "
+                  "jax: data_parallel (keras.distribution.DataParallel over all devices, hosts "
+                  "joined by KERAS_DISTRIBUTION_* variables); torch: ddp (one process per "
+                  "device under torchrun).")
+flags.DEFINE_enum("precision", None, ["float32", "mixed_bfloat16", "mixed_float16"],
+                  "Compute dtype of G and D (weights, EMAs and losses stay float32); "
+                  "mixed_float16 scales each network's loss dynamically and skips overflowing "
+                  "steps.")
 
 
 def main(argv):
@@ -56,6 +69,7 @@ def main(argv):
         mbstd_group=_FLAGS["mbstd-group"].value, seed=_FLAGS.seed, resume=_FLAGS.resume,
         preset=_FLAGS.preset, metrics=_FLAGS.metrics,
         metrics_num=_FLAGS["metrics-num"].value, inception=_FLAGS.inception,
+        strategy=_FLAGS.strategy, precision=_FLAGS.precision,
     )
     train(config)
 

@@ -14,7 +14,8 @@ _SHUFFLE_STREAM = 0  # keys (seed, stream) folded with the epoch or step: no ove
 _LATENT_STREAM = 1
 
 
-def training_dataset(images, batch_size, z_dim=512, mirror=False, seed=0, start_step=0):
+def training_dataset(images, batch_size, z_dim=512, mirror=False, seed=0, start_step=0,
+                     rows=None, rows_per_batch=None):
     """An infinite `tf.data.Dataset` of training batches for `AliasFreeGAN.fit`.
 
     The stream of examples is a sequence of epochs; epoch e is a permutation
@@ -32,6 +33,12 @@ def training_dataset(images, batch_size, z_dim=512, mirror=False, seed=0, start_
     5. latents `[B, 2, z_dim]` (the z of Gmain and Dmain) from
        `tf.random.stateless_normal` keyed by (seed, step).
 
+    With `rows` (multi-device training, `keras_afgan.training.distribute`)
+    the pipeline keeps only those rows of each batch, in that order (images
+    are gathered for them only), and yields them as consecutive elements of
+    `rows_per_batch` rows: one shard per local replica, all shards of step
+    `k` before those of step `k + 1`.
+
     Pass `steps_per_epoch` to `fit`: the stream never ends.
 
     Args:
@@ -43,10 +50,13 @@ def training_dataset(images, batch_size, z_dim=512, mirror=False, seed=0, start_
         start_step: index of the first batch; batch k of a stream started at
             `start_step=s` equals batch `s + k` of one started at 0 (resume
             with the number of iterations done).
+        rows: None (whole batches), or indices `[K]` into each batch.
+        rows_per_batch: rows per element with `rows` (default `K`; must divide it).
 
     Returns:
         A `tf.data.Dataset` of dicts: `images` float32 `[B, R, R, C]`,
-        `labels` float32 `[B, c_dim]`, `latents` float32 `[B, 2, z_dim]`.
+        `labels` float32 `[B, c_dim]`, `latents` float32 `[B, 2, z_dim]`
+        (B is `rows_per_batch` with `rows`).
     """
     import tensorflow as tf
 
@@ -58,6 +68,16 @@ def training_dataset(images, batch_size, z_dim=512, mirror=False, seed=0, start_
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
             raise ValueError(
                 f"Expected {name} to be an integer >= {low}. Received: {name}={value!r}")
+
+    if rows is not None:
+        rows = np.asarray(rows, np.int64)
+        rows_per_batch = len(rows) if rows_per_batch is None else rows_per_batch
+        if (rows.ndim != 1 or not len(rows) or rows.min() < 0 or rows.max() >= batch_size
+                or not isinstance(rows_per_batch, (int, np.integer)) or rows_per_batch < 1
+                or len(rows) % rows_per_batch):
+            raise ValueError(
+                f"Expected rows to be indices in [0, batch_size={batch_size}), as many as a "
+                f"multiple of rows_per_batch={rows_per_batch}. Received: rows={rows.tolist()}")
 
     num_images = len(images)
     epoch_size = num_images * (2 if mirror else 1)
@@ -81,22 +101,30 @@ def training_dataset(images, batch_size, z_dim=512, mirror=False, seed=0, start_
         offset = first - first_epoch * epoch_size
         index = tf.reshape(order, [-1])[offset:offset + batch_size]
         index = tf.ensure_shape(index, [batch_size])  # [B] in [0, epoch_size)
+        size = batch_size
+        z = tf.random.stateless_normal([batch_size, 2, z_dim], key(_LATENT_STREAM, step),
+                                       alg="philox")
+        if rows is not None:
+            index, z, size = tf.gather(index, rows), tf.gather(z, rows), len(rows)
         source = index % num_images
 
         # Gather in numpy: capturing the uint8 array in the graph would copy it (twice).
         x = tf.numpy_function(lambda i: images.images[i], [source], tf.uint8, stateful=False)
-        x = tf.ensure_shape(x, (batch_size,) + images.images.shape[1:])  # [B, R, R, C] uint8
+        x = tf.ensure_shape(x, (size,) + images.images.shape[1:])  # [B, R, R, C] uint8
         if mirror:
             x = tf.where((index >= num_images)[:, None, None, None], tf.reverse(x, axis=[2]), x)
         x = tf.cast(x, tf.float32) / 127.5 - 1.0
         if labels is None:
-            c = tf.zeros([batch_size, 0], tf.float32)
+            c = tf.zeros([size, 0], tf.float32)
         else:
             c = tf.one_hot(tf.gather(labels, source), images.c_dim, dtype=tf.float32)
-        z = tf.random.stateless_normal([batch_size, 2, z_dim], key(_LATENT_STREAM, step),
-                                       alg="philox")
         return {"images": x, "labels": c, "latents": z}
 
-    return (tf.data.Dataset.counter(start=start_step)
-            .map(make_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-            .prefetch(tf.data.AUTOTUNE))
+    dataset = (tf.data.Dataset.counter(start=start_step)
+               .map(make_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True))
+    if rows is not None and rows_per_batch != len(rows):
+        shards = len(rows) // rows_per_batch
+        dataset = dataset.map(lambda batch: {k: tf.reshape(v, (shards, rows_per_batch)
+                                                           + tuple(v.shape[1:]))
+                                             for k, v in batch.items()}).unbatch()
+    return dataset.prefetch(tf.data.AUTOTUNE)

@@ -36,15 +36,17 @@ class DiscriminatorBlock(keras.layers.Layer):
         self.out_channels = int(out_channels)
         self.img_channels = int(img_channels)
         self.conv_clamp = conv_clamp
+        dtype = self.dtype_policy
         self.fromrgb = None
         if self.in_channels == 0:
             self.fromrgb = EqualizedConv2D(tmp_channels, 1, activation="lrelu",
-                                           conv_clamp=conv_clamp, name="fromrgb")
+                                           conv_clamp=conv_clamp, dtype=dtype, name="fromrgb")
         self.conv0 = EqualizedConv2D(tmp_channels, 3, activation="lrelu", conv_clamp=conv_clamp,
-                                     name="conv0")
+                                     dtype=dtype, name="conv0")
         self.conv1 = EqualizedConv2D(out_channels, 3, activation="lrelu", down=2,
-                                     conv_clamp=conv_clamp, name="conv1")
-        self.skip = EqualizedConv2D(out_channels, 1, use_bias=False, down=2, name="skip")
+                                     conv_clamp=conv_clamp, dtype=dtype, name="conv1")
+        self.skip = EqualizedConv2D(out_channels, 1, use_bias=False, down=2, dtype=dtype,
+                                    name="skip")
 
     def build(self, input_shape=None):
         r = self.resolution
@@ -107,7 +109,8 @@ class MinibatchStdDev(keras.layers.Layer):
         else:
             n = ops.shape(x)[0]
             g = ops.minimum(self.group_size, n) if self.group_size else n
-        y = ops.reshape(x, (g, -1, h, w, f, c // f))
+        # A statistic: float32 (squared float16 activations near the clamp overflow).
+        y = ops.reshape(ops.cast(x, "float32"), (g, -1, h, w, f, c // f))
         y = y - ops.mean(y, axis=0)
         y = ops.mean(ops.square(y), axis=0)
         y = ops.sqrt(y + 1e-8)
@@ -142,13 +145,15 @@ class DiscriminatorEpilogue(keras.layers.Layer):
         self.mbstd_group_size = mbstd_group_size
         self.mbstd_num_channels = int(mbstd_num_channels)
         self.conv_clamp = conv_clamp
+        dtype = self.dtype_policy
         self.mbstd = None
         if self.mbstd_num_channels > 0:
-            self.mbstd = MinibatchStdDev(mbstd_group_size, mbstd_num_channels, name="mbstd")
+            self.mbstd = MinibatchStdDev(mbstd_group_size, mbstd_num_channels, dtype=dtype,
+                                         name="mbstd")
         self.conv = EqualizedConv2D(in_channels, 3, activation="lrelu", conv_clamp=conv_clamp,
-                                    name="conv")
-        self.fc = EqualizedDense(in_channels, activation="lrelu", name="fc")
-        self.out = EqualizedDense(self.cmap_dim or 1, name="out")
+                                    dtype=dtype, name="conv")
+        self.fc = EqualizedDense(in_channels, activation="lrelu", dtype=dtype, name="fc")
+        self.out = EqualizedDense(self.cmap_dim or 1, dtype=dtype, name="out")
 
     def build(self, input_shape=None):
         r, c = self.resolution, self.in_channels

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from keras_afgan.layers.dense import EqualizedDense
+from keras_afgan.layers.statistics import batch_mean
 
 
 def normalize_2nd_moment(x, eps=1e-8):
@@ -54,10 +55,12 @@ class MappingNetwork(keras.layers.Layer):
         self.num_layers = int(num_layers)
         self.lr_multiplier = float(lr_multiplier)
         self.w_avg_beta = w_avg_beta
-        self.embed = EqualizedDense(self.w_dim, name="embed") if self.c_dim > 0 else None
+        self.embed = None
+        if self.c_dim > 0:
+            self.embed = EqualizedDense(self.w_dim, dtype=self.dtype_policy, name="embed")
         self.fcs = [
             EqualizedDense(self.w_dim, activation="lrelu", lr_multiplier=self.lr_multiplier,
-                           name=f"fc{i}")
+                           dtype=self.dtype_policy, name=f"fc{i}")
             for i in range(self.num_layers)
         ]
 
@@ -100,8 +103,8 @@ class MappingNetwork(keras.layers.Layer):
         if self.num_ws is None:
             return x
         if update_emas:
-            batch_mean = ops.mean(ops.cast(x, "float32"), axis=0)
-            self.w_avg.assign(batch_mean + (self.w_avg - batch_mean) * self.w_avg_beta)
+            mean = batch_mean(ops.cast(x, "float32"), axis=0)
+            self.w_avg.assign(mean + (self.w_avg - mean) * self.w_avg_beta)
         x = ops.repeat(x[:, None, :], self.num_ws, axis=1)  # [N, num_ws, w_dim]
         return self.truncate(x, truncation_psi, truncation_cutoff)
 

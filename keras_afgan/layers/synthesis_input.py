@@ -59,7 +59,8 @@ class SynthesisInput(keras.layers.Layer):
         self.sampling_rate = float(sampling_rate)
         self.bandwidth = float(bandwidth)
         self.seed = seed
-        self.affine = EqualizedDense(4, weight_init=0.0, bias_init=[1.0, 0.0, 0.0, 0.0], name="affine")
+        self.affine = EqualizedDense(4, weight_init=0.0, bias_init=[1.0, 0.0, 0.0, 0.0],
+                                     dtype=self.dtype_policy, name="affine")
 
     def build(self, input_shape=None):
         freqs, phases = fourier_frequencies(self.channels, self.bandwidth, self.seed)

@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from keras_afgan.layers.dense import EqualizedDense
+from keras_afgan.layers.statistics import batch_mean
 from keras_afgan.ops.filter_design import design_lowpass_filter
 from keras_afgan.ops.filtered_lrelu import filtered_lrelu
 from keras_afgan.ops.modulated_conv import modulated_conv2d
@@ -72,7 +73,8 @@ class SynthesisLayer(keras.layers.Layer):
                  + up_taps + down_taps - 2)
         lo = (total + self.up_factor) // 2
         self.padding = (lo, total - lo, lo, total - lo)
-        self.affine = EqualizedDense(self.in_channels, bias_init=1.0, name="affine")
+        self.affine = EqualizedDense(self.in_channels, bias_init=1.0, dtype=self.dtype_policy,
+                                     name="affine")
 
     def build(self, input_shape=None):
         self.affine.build((None, self.w_dim))
@@ -88,7 +90,7 @@ class SynthesisLayer(keras.layers.Layer):
 
     def call(self, x, w, update_emas=False):
         if update_emas:
-            magnitude = ops.mean(ops.square(ops.cast(x, "float32")))
+            magnitude = batch_mean(ops.square(ops.cast(x, "float32")))
             beta = self.magnitude_ema_beta
             self.magnitude_ema.assign(magnitude + (self.magnitude_ema - magnitude) * beta)
         input_gain = ops.rsqrt(self.magnitude_ema)

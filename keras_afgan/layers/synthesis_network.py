@@ -60,7 +60,7 @@ class SynthesisNetwork(keras.layers.Layer):
         self.fourier_input = SynthesisInput(
             w_dim, channels=spec_in.channels, size=spec_in.size,
             sampling_rate=spec_in.sampling_rate, bandwidth=spec_in.bandwidth, seed=seed,
-            name="input",
+            dtype=self.dtype_policy.variable_dtype, name="input",
         )
         self.synthesis_layers = [
             SynthesisLayer(
@@ -72,7 +72,8 @@ class SynthesisNetwork(keras.layers.Layer):
                 is_torgb=s.is_torgb, is_critically_sampled=s.is_critically_sampled,
                 conv_kernel=conv_kernel, filter_size=filter_size,
                 lrelu_upsampling=lrelu_upsampling, use_radial_filters=use_radial_filters,
-                conv_clamp=conv_clamp, magnitude_ema_beta=magnitude_ema_beta, name=s.name,
+                conv_clamp=conv_clamp, magnitude_ema_beta=magnitude_ema_beta,
+                dtype=self.dtype_policy, name=s.name,
             )
             for s in self.spec.layers
         ]
@@ -81,6 +82,14 @@ class SynthesisNetwork(keras.layers.Layer):
     def input(self):
         """The Fourier-feature input layer (`.transform` is the user transform)."""
         return self.fourier_input
+
+    @property
+    def input_dtype(self):
+        # Under mixed precision the Fourier input runs in float32 (as the
+        # reference's): its rotation and translation come from ws[:, 0], and a
+        # bfloat16 translation moves the phases by about frequency * t / 256.
+        # Keras would round ws to the compute dtype on the way in.
+        return self.dtype_policy.variable_dtype
 
     def build(self, input_shape=None):
         self.fourier_input.build()
@@ -93,13 +102,13 @@ class SynthesisNetwork(keras.layers.Layer):
             raise ValueError(
                 f"Expected ws of shape [N, {self.num_ws}, {self.w_dim}]. Received: shape={shape}"
             )
-        ws = ops.cast(ws, self.compute_dtype)
+        ws = ops.cast(ws, self.input_dtype)
         x = self.fourier_input(ws[:, 0], transform=transform)
         activations = {"input": x}
         for i, layer in enumerate(self.synthesis_layers):
             x = layer(x, ws[:, i + 1], update_emas=update_emas)
             activations[layer.name] = x
-        x = x * self.output_scale
+        x = ops.cast(x, "float32") * self.output_scale  # images leave in float32
         if return_activations:
             return x, activations
         return x

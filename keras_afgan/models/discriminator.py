@@ -55,7 +55,8 @@ class Discriminator(keras.Model):
             DiscriminatorBlock(
                 res, in_channels=channels[res] if res < self.img_resolution else 0,
                 tmp_channels=channels[res], out_channels=channels[res // 2],
-                img_channels=img_channels, conv_clamp=conv_clamp, name=f"b{res}",
+                img_channels=img_channels, conv_clamp=conv_clamp, dtype=self.dtype_policy,
+                name=f"b{res}",
             )
             for res in resolutions
         ]
@@ -65,12 +66,13 @@ class Discriminator(keras.Model):
             effective_cmap = channels[4] if self.cmap_dim is None else self.cmap_dim
             self.mapping = MappingNetwork(
                 z_dim=0, c_dim=c_dim, w_dim=effective_cmap, num_ws=None,
-                num_layers=mapping_layers, lr_multiplier=mapping_lr_multiplier, name="mapping",
+                num_layers=mapping_layers, lr_multiplier=mapping_lr_multiplier,
+                dtype=self.dtype_policy, name="mapping",
             )
         self.epilogue = DiscriminatorEpilogue(
             channels[4], cmap_dim=effective_cmap, resolution=4,
             mbstd_group_size=mbstd_group_size, mbstd_num_channels=mbstd_num_channels,
-            conv_clamp=conv_clamp, name="b4",
+            conv_clamp=conv_clamp, dtype=self.dtype_policy, name="b4",
         )
         self.build()
 
@@ -99,7 +101,7 @@ class Discriminator(keras.Model):
             cmap = self.mapping(None, c)
         elif c is not None:
             check_width("c", c, 0)
-        return self.epilogue(x, cmap)
+        return ops.cast(self.epilogue(x, cmap), "float32")  # logits leave in float32
 
     def compute_output_shape(self, img_shape, c_shape=None):
         return (img_shape[0], 1)

@@ -16,6 +16,10 @@ class Generator(keras.Model):
     `c` is `[N, c_dim]` (one-hot labels) or, for an unconditional model,
     `None` or a zero-width `[N, 0]` array.
 
+    `dtype` (a Keras dtype policy such as "mixed_bfloat16") reaches every
+    sublayer; under a mixed policy the mapping network and the Fourier input
+    still compute in float32, and images come out in float32.
+
     Args:
         z_dim, c_dim, w_dim: latent, label and intermediate-latent widths.
         img_resolution: output size R, a power of two >= 16.
@@ -64,15 +68,21 @@ class Generator(keras.Model):
             output_scale=output_scale, conv_kernel=conv_kernel, filter_size=filter_size,
             lrelu_upsampling=lrelu_upsampling, use_radial_filters=use_radial_filters,
             conv_clamp=conv_clamp, magnitude_ema_beta=magnitude_ema_beta, seed=seed,
-            name="synthesis",
+            dtype=self.dtype_policy, name="synthesis",
         )
         self.num_ws = self.synthesis.num_ws
         self.mapping = MappingNetwork(
             z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, num_ws=self.num_ws,
             num_layers=mapping_layers, lr_multiplier=mapping_lr_multiplier,
-            w_avg_beta=w_avg_beta, name="mapping",
+            w_avg_beta=w_avg_beta, dtype=self.dtype_policy.variable_dtype, name="mapping",
         )
         self.build()
+
+    @property
+    def input_dtype(self):
+        # z reaches the mapping network, which runs in float32 under mixed
+        # precision, unrounded (see SynthesisNetwork.input_dtype).
+        return self.dtype_policy.variable_dtype
 
     def build(self, input_shape=None):
         self.mapping.build()
@@ -121,3 +131,14 @@ class Generator(keras.Model):
             "w_avg_beta": self.w_avg_beta,
             "seed": s.seed,
         }
+
+
+def generator_with_dtype(generator, dtype):
+    """`generator` itself if it computes in the dtype policy `dtype`, else a copy
+    that does, with the same (float32) weights: e.g. a float32 generator from
+    one trained under mixed precision, for inference and export."""
+    if generator.dtype_policy.name == keras.dtype_policies.get(dtype).name:
+        return generator
+    copy = Generator.from_config(dict(generator.get_config(), dtype=dtype))
+    copy.set_weights(generator.get_weights())
+    return copy

@@ -11,6 +11,9 @@ cropping, convolution and decimation together are one linear map from
   are multiplied (`taps / up` per output when upsampling) and no discarded
   sample is computed; the phases are interleaved by a stack and a reshape.
   Under XLA the slices, products and the interleave fuse into one loop.
+  On JAX its gradient is the transposed map as matrices (a custom VJP):
+  differentiating the slices themselves gives interior pads and scatters
+  that XLA compiles ~5x and runs 3-5x slower.
 - "matrix" (op by op, and on TensorFlow; see `default_method`): the whole
   map as a small banded `[out_size, in_size]` matrix, applied as one
   broadcast matrix product per axis: few large ops.
@@ -27,6 +30,7 @@ slices every `down`-th sample.
 
 import functools
 import math
+import os
 
 import keras
 import numpy as np
@@ -118,6 +122,9 @@ METHODS = ("polyphase", "matrix")
 def default_method(x):
     """The form `upfirdn2d` uses for `x` when not told.
 
+    `KERAS_AFGAN_RESAMPLING=polyphase|matrix` in the environment overrides
+    the choice below everywhere (e.g. to weigh compile time against speed).
+
     "polyphase" when `x` is being traced by JAX's jit or by `torch.compile`:
     there its slices, products and interleave fuse into one loop. "matrix"
     otherwise: op by op (eager), a few large matrix multiplies beat dozens of
@@ -126,6 +133,12 @@ def default_method(x):
     compile the train step in the polyphase form (1.7x faster forward) —
     to be weighed on a quiet machine.
     """
+    forced = os.environ.get("KERAS_AFGAN_RESAMPLING")
+    if forced:
+        if forced not in METHODS:
+            raise ValueError(f"Expected KERAS_AFGAN_RESAMPLING in {METHODS}. "
+                             f"Received: {forced!r}")
+        return forced
     backend = keras.config.backend()
     if backend == "jax":
         import jax
@@ -261,18 +274,33 @@ def upfirdn2d(x, f, up=1, down=1, padding=0, gain=1.0, method=None):
         terms = ((f * np.sqrt(gain), f * np.sqrt(gain)),)
     else:
         terms = tuple((fy * gain, fx) for fy, fx in separable_terms(f))
-    if method == "polyphase":
+    mx = np.stack([resampling_matrix(in_w, fx, up, down, x_lo, x_hi) for _, fx in terms])
+    my = np.stack([resampling_matrix(in_h, fy, up, down, y_lo, y_hi) for fy, _ in terms])
+    if method == "matrix":
+        return _apply_matrices(x, mx, my)
+
+    def polyphase(x):
         total = None
         for fy, fx in terms:
             y = _polyphase_axis(x, polyphase_plan(in_w, fx, up, down, x_lo, x_hi), axis=2)
             y = _polyphase_axis(y, polyphase_plan(in_h, fy, up, down, y_lo, y_hi), axis=1)
             total = y if total is None else total + y
         return total
-    mx = np.stack([resampling_matrix(in_w, fx, up, down, x_lo, x_hi) for _, fx in terms])
-    my = np.stack([resampling_matrix(in_h, fy, up, down, y_lo, y_hi) for fy, _ in terms])
-    c = int(x.shape[3])
+
+    if keras.config.backend() != "jax":
+        return polyphase(x)
+    # JAX differentiates strided slices into interior pads and scatters, which
+    # XLA compiles ~5x slower and runs 3-5x slower than the matrix products
+    # (measured on 36-148 px, BUILD_NOTES.md); the map is linear, so its
+    # gradient is the transposed map, applied as matrices.
+    return _with_matrix_gradient(polyphase, x, mx, my)
+
+
+def _apply_matrices(x, mx, my):
+    """`sum_r my[r] @ x @ mx[r]^T` over each image's rows and columns (NHWC)."""
+    in_h, c = int(x.shape[1]), int(x.shape[3])
     total = None
-    for r in range(len(terms)):
+    for r in range(len(mx)):
         mw = ops.convert_to_tensor(mx[r].astype(np.float32), dtype=x.dtype)  # [W', W]
         mh = ops.convert_to_tensor(my[r].astype(np.float32), dtype=x.dtype)  # [H', H]
         # Plain (broadcast) matrix products on contiguous views: [W', W] @ [W, C]
@@ -282,6 +310,31 @@ def upfirdn2d(x, f, up=1, down=1, padding=0, gain=1.0, method=None):
         y = ops.reshape(ops.matmul(mh, y), (-1, my.shape[1], mx.shape[1], c))
         total = y if total is None else total + y
     return total
+
+
+def _with_matrix_gradient(fn, x, mx, my):
+    """`fn(x)` (JAX), whose vector-Jacobian product is the transposed matrices'.
+
+    `fn` must be the linear map `_apply_matrices(., mx, my)` in another form.
+    The gradient is itself plain matrix products, so it can be differentiated
+    again (R1's double backward).
+    """
+    import jax
+
+    mx_t, my_t = np.transpose(mx, (0, 2, 1)), np.transpose(my, (0, 2, 1))
+
+    @jax.custom_vjp
+    def linear(x):
+        return fn(x)
+
+    def forward(x):
+        return fn(x), None
+
+    def backward(_, dy):
+        return (_apply_matrices(dy, mx_t, my_t),)
+
+    linear.defvjp(forward, backward)
+    return linear(x)
 
 
 def _zero_insert(x, up, axis):

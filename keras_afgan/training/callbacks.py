@@ -7,6 +7,7 @@ import time
 import keras
 import numpy as np
 
+from keras_afgan.models.generator import generator_with_dtype
 from keras_afgan.training.images import save_image_grid
 
 
@@ -90,10 +91,10 @@ class TrainingMonitor(keras.callbacks.Callback):
         stats.update({k: float(v) for k, v in (logs or {}).items()})
         metrics = {}
         if tick % self.snap == 0:
-            self.snapshot(tick, kimg)
+            generator = self.snapshot(tick, kimg)
             if self.metrics_fn is not None:
                 start = time.time()
-                metrics = {k: float(v) for k, v in self.metrics_fn(gan.generator_ema).items()}
+                metrics = {k: float(v) for k, v in self.metrics_fn(generator).items()}
                 with open(os.path.join(self.outdir, "metrics.jsonl"), "a") as f:
                     f.write(json.dumps({"tick": tick, "kimg": kimg, "results": metrics,
                                         "sec": time.time() - start,
@@ -115,14 +116,20 @@ class TrainingMonitor(keras.callbacks.Callback):
             writer.flush()
 
     def snapshot(self, tick, kimg):
-        gan = self.model
-        images = gan.generator_ema(self.grid_latents, self.grid_labels, truncation_psi=1.0)
+        """The grid and generator files of a snapshot; returns the generator saved.
+
+        That is the G-EMA in float32 whatever the training precision (the
+        weights are float32 anyway): snapshots serve inference, export and
+        metrics, which then measure the same network as a float32 run's.
+        """
+        generator = generator_with_dtype(self.model.generator_ema, "float32")
+        images = generator(self.grid_latents, self.grid_labels, truncation_psi=1.0)
         # Named by tick: CPU-sized runs have ticks of a fraction of a kimg.
         save_image_grid(keras.ops.convert_to_numpy(images),
                         os.path.join(self.outdir, f"fakes-tick{tick:06d}.png"), self.grid_shape)
-        atomic_save(gan.generator_ema,
-                    os.path.join(self.outdir, f"network-snapshot-tick{tick:06d}.keras"))
-        atomic_save(gan.generator_ema, os.path.join(self.outdir, "generator.keras"))
+        atomic_save(generator, os.path.join(self.outdir, f"network-snapshot-tick{tick:06d}.keras"))
+        atomic_save(generator, os.path.join(self.outdir, "generator.keras"))
+        return generator
 
     def on_train_end(self, logs=None):
         if self._writer is not None:

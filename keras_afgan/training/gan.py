@@ -6,6 +6,14 @@ phase Dreg, each its own optimizer step on the same minibatch of reals; then
 the G-EMA update. The step is written once in keras.ops; the few
 backend-specific pieces (gradients, the double backward of R1, the lazy
 phase's conditional) live in `keras_afgan.training.steps`.
+
+Mixed precision is the networks' dtype policy (`Generator(dtype=...)`,
+`Discriminator(dtype=...)`, the same for both). Under `mixed_float16` each
+network's Adam is wrapped in a `keras.optimizers.LossScaleOptimizer`: each
+phase scales its loss by its optimizer's dynamic scale before differentiating,
+and a step whose gradients overflow is skipped (counted in `skipped_steps_G`,
+`skipped_steps_D`) while the scale halves. bfloat16 has float32's range and
+needs no scaling.
 """
 
 import re
@@ -13,6 +21,7 @@ import re
 import keras
 from keras import ops
 
+from keras_afgan.layers.statistics import cross_replica_mean
 from keras_afgan.models.generator import Generator
 from keras_afgan.ops.blur import blur_images
 from keras_afgan.training import losses
@@ -34,12 +43,65 @@ def default_optimizers(r1_interval=16, g_lr=0.0025, d_lr=0.002):
 
 
 @keras.saving.register_keras_serializable(package="keras_afgan")
+class NetworkOptimizers(keras.optimizers.MultiOptimizer):
+    """A `MultiOptimizer` whose members may be `LossScaleOptimizer`s.
+
+    Keras's `MultiOptimizer.build` refuses loss-scaled members, since its
+    `apply` receives the gradients of one loss, which one member's scale
+    cannot have produced. `AliasFreeGAN` never calls it: each phase scales its
+    own loss by its network's optimizer and applies that member. The members'
+    variables (loss scales and growth counters included) are this optimizer's,
+    so they go through JAX's compiled `fit` and into checkpoints.
+    """
+
+    def build(self, var_list):
+        if self.built:
+            return
+        members = self.optimizers
+        groups = [[] for _ in members]
+        self._var_to_optimizer_idx = {}
+        for var in var_list:
+            index = members.index(self._optimizer_map(var))
+            self._var_to_optimizer_idx[self._var_key(var)] = index
+            groups[index].append(var)
+        for member, variables in zip(members, groups):
+            if variables:
+                member.build(variables)
+        super(keras.optimizers.MultiOptimizer, self).build(var_list)
+
+
+def serialize_optimizer(optimizer):
+    """An optimizer's config that any backend loads.
+
+    `keras.optimizers.serialize` keeps torch's backend-specific Adam class,
+    which other backends cannot load, and so does a `LossScaleOptimizer`'s
+    config for its inner optimizer; `deserialize_optimizer` finds built-in
+    optimizers by name.
+    """
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        config = dict(optimizer.get_config(),
+                      inner_optimizer=keras.optimizers.serialize(optimizer.inner_optimizer))
+        return {"class_name": "LossScaleOptimizer", "config": config}
+    return keras.optimizers.serialize(optimizer)
+
+
+def deserialize_optimizer(config):
+    """The optimizer of a `serialize_optimizer` config."""
+    if config.get("class_name") == "LossScaleOptimizer":
+        config = dict(config["config"])
+        inner = keras.optimizers.deserialize(config.pop("inner_optimizer"))
+        return keras.optimizers.LossScaleOptimizer(inner, **config)
+    return keras.optimizers.deserialize(config)
+
+
+@keras.saving.register_keras_serializable(package="keras_afgan")
 class AliasFreeGAN(keras.Model):
     """Trains a `Generator` against a `Discriminator` with `fit`.
 
     `fit` takes batches of real images `[N, R, R, C]` in [-1, 1] (NHWC), or
     `(images, labels)` with one-hot labels `[N, c_dim]` for conditional
-    models. Fake images use the batch's labels.
+    models. Fake images use the batch's labels. The precision of training is
+    the networks' dtype policy (see the module docstring).
 
     Args:
         generator: the `Generator` to train.
@@ -70,6 +132,10 @@ class AliasFreeGAN(keras.Model):
             raise ValueError(
                 "Expected the generator and discriminator to have the same resolution. "
                 f"Received: {generator.img_resolution} and {discriminator.img_resolution}")
+        if generator.dtype_policy.name != discriminator.dtype_policy.name:
+            raise ValueError(
+                "Expected the generator and discriminator to have the same dtype policy. "
+                f"Received: {generator.dtype_policy.name} and {discriminator.dtype_policy.name}")
         self.generator = generator
         self.discriminator = discriminator
         self.r1_gamma = float(r1_gamma)
@@ -92,6 +158,9 @@ class AliasFreeGAN(keras.Model):
         self.trackers = {name: keras.metrics.Mean(name=name) for name in (
             "loss_G", "loss_D", "loss_D_real", "loss_D_gen", "r1_penalty", "D_real", "D_fake",
             "blur_sigma")}
+        if self.loss_scaling:
+            self.trackers.update({name: keras.metrics.Sum(name=name)
+                                  for name in ("skipped_steps_G", "skipped_steps_D")})
         self.built = True  # every sublayer is built; fit must not trace call() on a batch
 
     # ------------------------------------------------------------------ setup
@@ -101,23 +170,28 @@ class AliasFreeGAN(keras.Model):
 
         Args:
             g_optimizer, d_optimizer: optimizers for G and D (default:
-                `default_optimizers(r1_interval)`).
+                `default_optimizers(r1_interval)`). Under `mixed_float16`
+                each is wrapped in a `LossScaleOptimizer` unless it is one.
             optimizer: a ready `MultiOptimizer` (used when a saved model is
                 restored); overrides the two above.
             **kwargs: passed to `keras.Model.compile` (`jit_compile` defaults
                 to True except on torch, which runs eager: compiled torch
-                cannot do R1's double backward).
+                cannot do R1's double backward, and under a tf.distribute
+                strategy, whose step spans several devices).
         """
         if optimizer is None:
             default_g, default_d = default_optimizers(self.r1_interval)
-            optimizer = keras.optimizers.MultiOptimizer(keras.optimizers.OptimizerMap(
-                d_optimizer or default_d,
-                {f"{re.escape(self.generator.name)}/.*": g_optimizer or default_g}))
+            optimizer = NetworkOptimizers(keras.optimizers.OptimizerMap(
+                self._with_loss_scale(d_optimizer or default_d),
+                {f"{re.escape(self.generator.name)}/.*":
+                 self._with_loss_scale(g_optimizer or default_g)}))
         elif not isinstance(optimizer, keras.optimizers.MultiOptimizer):
             raise ValueError(
                 "Expected g_optimizer and d_optimizer, or a MultiOptimizer as optimizer. "
                 f"Received: optimizer={optimizer!r}")
-        kwargs.setdefault("jit_compile", keras.backend.backend() != "torch")
+        kwargs.setdefault("jit_compile", backend_module().jit_compile_default(self))
+        # Loss scaling is per network (above), never Keras's one wrapper around both.
+        kwargs["auto_scale_loss"] = False
         super().compile(optimizer=optimizer, **kwargs)
         self.optimizer.build(self.trainable_variables)
 
@@ -128,8 +202,8 @@ class AliasFreeGAN(keras.Model):
             # keeps its backend-specific class, which other backends cannot load;
             # keras.optimizers.deserialize finds built-in optimizers by name.
             config.pop("optimizer", None)
-            config["g_optimizer"] = keras.optimizers.serialize(self.g_optimizer)
-            config["d_optimizer"] = keras.optimizers.serialize(self.d_optimizer)
+            config["g_optimizer"] = serialize_optimizer(self.g_optimizer)
+            config["d_optimizer"] = serialize_optimizer(self.d_optimizer)
         return config
 
     def compile_from_config(self, config):
@@ -139,9 +213,31 @@ class AliasFreeGAN(keras.Model):
         # Whether the step compiles depends on the backend that loads the model
         # (torch cannot compile R1's double backward), not on the one that saved it.
         config.pop("jit_compile", None)
-        optimizers = {name: keras.optimizers.deserialize(config.pop(name))
+        optimizers = {name: deserialize_optimizer(config.pop(name))
                       for name in ("g_optimizer", "d_optimizer") if name in config}
         self.compile(**optimizers, **keras.saving.deserialize_keras_object(config))
+
+    @property
+    def precision(self):
+        """The networks' dtype policy: "float32", "mixed_bfloat16" or "mixed_float16"."""
+        return self.generator.dtype_policy.name
+
+    @property
+    def loss_scaling(self):
+        """Whether each network's optimizer scales its loss (float16 compute)."""
+        return self.generator.compute_dtype == "float16"
+
+    def _with_loss_scale(self, optimizer):
+        is_scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+        if not self.loss_scaling:
+            if is_scaled:
+                raise ValueError(
+                    "Expected no LossScaleOptimizer: loss scaling is for mixed_float16 networks. "
+                    f"Received one for networks in {self.precision}")
+            return optimizer
+        if is_scaled:
+            return optimizer
+        return keras.optimizers.LossScaleOptimizer(optimizer, name=f"loss_scale_{optimizer.name}")
 
     @property
     def g_optimizer(self):
@@ -190,20 +286,65 @@ class AliasFreeGAN(keras.Model):
             variables += list(optimizer.variables)
         return variables + list(self.metrics_variables)
 
+    def _loss_scale_optimizer(self, network):
+        """The `LossScaleOptimizer` of `network` ("G" or "D"), or None."""
+        if getattr(self, "optimizer", None) is None:
+            return None  # not compiled: the phases can still run (tests do)
+        optimizer = self.g_optimizer if network == "G" else self.d_optimizer
+        return optimizer if isinstance(optimizer, keras.optimizers.LossScaleOptimizer) else None
+
+    def _value_and_grad(self, fn, variables, network):
+        """`(loss, aux, grads)` of `fn`; grads of the loss times the loss scale
+        of `network`'s optimizer where it has one (the loss returned is unscaled)."""
+        steps = backend_module()
+        optimizer = self._loss_scale_optimizer(network)
+        if optimizer is None:
+            return steps.value_and_grad(fn, variables, self._state())
+
+        def scaled():
+            loss, aux = fn()
+            return optimizer.scale_loss(loss), (loss, aux)
+
+        _, (loss, aux), grads = steps.value_and_grad(scaled, variables, self._state())
+        return loss, aux, grads
+
+    def _apply(self, grads, variables, network):
+        """One optimizer step of `network` ("G" or "D") on a phase's gradients."""
+        steps = backend_module()
+        optimizer = self._loss_scale_optimizer(network)
+        if optimizer is None:
+            optimizer = self.g_optimizer if network == "G" else self.d_optimizer
+            steps.apply_gradients(optimizer, losses.sanitize_gradients(grads), variables)
+            return
+        # Unsanitized: a non-finite gradient is the LossScaleOptimizer's signal to
+        # skip the step and halve the scale (sanitizing would turn an overflow
+        # into a huge finite step). Finite gradients stay finite once unscaled.
+        skipped = ops.cast(ops.logical_not(optimizer.check_finite(grads)), "float32")
+        if steps.num_replicas() > 1:
+            # An overflow on any replica skips the step on all of them (TF's
+            # LossScaleOptimizer reads the first replica's verdict only).
+            skipped = ops.cast(ops.greater(steps.replica_mean(skipped), 0.0), "float32")
+            grads = [ops.where(ops.greater(skipped, 0.0), ops.full_like(g, float("nan")), g)
+                     for g in grads]
+        # Every replica counts the (common) verdict: Keras averages the replicas'
+        # step logs (TF), or the trackers are averaged over processes (torch).
+        self.trackers[f"skipped_steps_{network}"].update_state(skipped)
+        steps.apply_gradients(optimizer, grads, variables)
+
     def phase_gmain(self, z, c, blur_sigma=None):
         """Gmain: loss, fake logits and gradients w.r.t. G (not applied)."""
-        steps = backend_module()
 
         def fn():
             logits = self.run_discriminator(self.generator(z, c), c, blur_sigma)
             return losses.generator_loss(logits), logits
 
-        return steps.value_and_grad(fn, self.generator.trainable_variables, self._state())
+        return self._value_and_grad(fn, self.generator.trainable_variables, "G")
 
     def phase_dmain(self, z, real, c, blur_sigma=None):
         """Dmain: G runs with statistics updates (w_avg, magnitude EMAs) first."""
         steps = backend_module()
-        with steps.no_grad():
+        # The statistics G updates are means over the global batch (all replicas).
+        with steps.no_grad(), cross_replica_mean(steps.replica_mean):
             fake = ops.stop_gradient(self.generator(z, c, update_emas=True))
 
         def fn():
@@ -212,7 +353,7 @@ class AliasFreeGAN(keras.Model):
             total, loss_gen, loss_real = losses.discriminator_loss(fake_logits, real_logits)
             return total, (loss_gen, loss_real, fake_logits, real_logits)
 
-        return steps.value_and_grad(fn, self.discriminator.trainable_variables, self._state())
+        return self._value_and_grad(fn, self.discriminator.trainable_variables, "D")
 
     def phase_dreg(self, real, c, blur_sigma=None):
         """Dreg: `r1_interval * mean(gamma / 2 * r1_penalty)`; aux is the penalty."""
@@ -225,7 +366,7 @@ class AliasFreeGAN(keras.Model):
             penalty = losses.r1_penalty(grads)
             return ops.mean(penalty) * (self.r1_gamma / 2) * gain, penalty
 
-        return steps.value_and_grad(fn, self.discriminator.trainable_variables, self._state())
+        return self._value_and_grad(fn, self.discriminator.trainable_variables, "D")
 
     # ----------------------------------------------------------- train step
 
@@ -266,15 +407,33 @@ class AliasFreeGAN(keras.Model):
                 "labels. Received: images only")
         return ops.cast(real, "float32"), c, latents
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras's TF trainer, under a tf.distribute strategy, reduces a first
+        # batch over the replicas to build the model symbolically; that fails
+        # for dict batches under MultiWorkerMirroredStrategy. The GAN and its
+        # optimizer are built by the constructor and `compile`: nothing to build.
+        del iterator, data_batch
+
+    def make_train_function(self, force=False):
+        if self.train_function is None or force:
+            self.train_function = backend_module().make_train_function(self)
+        return super().make_train_function(force=self.train_function is None)
+
     def train_step(self, *args):
         return backend_module().train_step(self, args[0] if len(args) == 1 else args)
 
-    def iteration_step(self, data):
-        """One training iteration: Gmain, Dmain, lazy Dreg, G-EMA update."""
+    def iteration_step(self, data, run_dreg=None):
+        """One training iteration: Gmain, Dmain, lazy Dreg, G-EMA update.
+
+        `run_dreg`: whether this iteration runs Dreg; None decides in the step
+        (`iteration % r1_interval == 0`). Under a tf.distribute strategy the
+        choice is made before the step (`steps.tensorflow.make_train_function`).
+        With several replicas, `data` is this replica's shard of the batch.
+        """
         steps = backend_module()
         real, c, latents = self._unpack(data)
-        batch = int(real.shape[0])
-        z_shape = (batch, self.generator.z_dim)
+        batch = int(real.shape[0]) * steps.num_replicas()  # the global batch
+        z_shape = (int(real.shape[0]), self.generator.z_dim)
         images_seen = ops.convert_to_tensor(self.images_seen)
         sigma = self.blur_sigma(images_seen)
         g_vars = self.generator.trainable_variables
@@ -282,21 +441,24 @@ class AliasFreeGAN(keras.Model):
 
         z = self._latents(latents, 0, z_shape)
         loss_g, fake_logits, grads = self.phase_gmain(z, c, sigma)
-        self.g_optimizer.apply(losses.sanitize_gradients(grads), g_vars)
+        self._apply(grads, g_vars, "G")
 
         z = self._latents(latents, 1, z_shape)
         loss_d, (loss_gen, loss_real, _, real_logits), grads = self.phase_dmain(z, real, c, sigma)
-        self.d_optimizer.apply(losses.sanitize_gradients(grads), d_vars)
+        self._apply(grads, d_vars, "D")
 
         if self.r1_interval > 0:
             def dreg():
                 _, penalty, grads = self.phase_dreg(real, c, sigma)
-                self.d_optimizer.apply(losses.sanitize_gradients(grads), d_vars)
+                self._apply(grads, d_vars, "D")
                 penalty = ops.mean(penalty)
                 self.trackers["r1_penalty"].update_state(penalty)
                 return penalty
 
-            steps.cond(ops.equal(self.iteration % self.r1_interval, 0), dreg, self._state())
+            if run_dreg is None:
+                steps.cond(ops.equal(self.iteration % self.r1_interval, 0), dreg, self._state())
+            elif run_dreg:
+                dreg()
 
         self.update_generator_ema(images_seen, batch)
         self.images_seen.assign(self.images_seen + batch)
@@ -310,7 +472,11 @@ class AliasFreeGAN(keras.Model):
         t["D_fake"].update_state(ops.mean(ops.cast(fake_logits, "float32")))
         t["D_real"].update_state(ops.mean(ops.cast(real_logits, "float32")))
         t["blur_sigma"].update_state(0.0 if sigma is None else sigma)
-        return {name: tracker.result() for name, tracker in t.items()}
+        logs = {name: tracker.result() for name, tracker in t.items()}
+        if self.loss_scaling:
+            logs["loss_scale_G"] = ops.convert_to_tensor(self.g_optimizer.dynamic_scale)
+            logs["loss_scale_D"] = ops.convert_to_tensor(self.d_optimizer.dynamic_scale)
+        return logs
 
     def _latents(self, latents, phase, shape):
         if latents is None:

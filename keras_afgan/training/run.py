@@ -22,11 +22,16 @@ from keras_afgan.models.sampling import seed_latents
 from keras_afgan.training.callbacks import TrainingMonitor
 from keras_afgan.training.callbacks import atomic_write_text
 from keras_afgan.training.callbacks import grid_inputs
+from keras_afgan.training.distribute import check_strategy
+from keras_afgan.training.distribute import make_distribution
+from keras_afgan.training.distribute import mbstd_group
 from keras_afgan.training.gan import AliasFreeGAN
 from keras_afgan.training.gan import default_optimizers
 from keras_afgan.training.images import save_image_grid
 
 CONFIGS = ("stylegan3-t", "stylegan3-r")
+# Dtype policies of G and D (weights, EMAs and losses stay float32 in all).
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
 # Run presets: settings a user would otherwise pass as flags.
 RUN_PRESETS = {
@@ -68,6 +73,8 @@ class RunConfig:
     metrics: str = ""
     metrics_num: int = 50000
     inception: str = None
+    strategy: str = "none"
+    precision: str = "float32"
     verbose: int = 1
 
     def to_json(self):
@@ -111,6 +118,9 @@ def _validate(config):
                          f"Received: {config.metrics_num!r}")
     if config.gamma < 0:
         raise ValueError(f"Expected gamma >= 0. Received: {config.gamma!r}")
+    check_strategy(config.strategy)
+    if config.precision not in PRECISIONS:
+        raise ValueError(f"Expected precision in {PRECISIONS}. Received: {config.precision!r}")
     group = min(config.mbstd_group, config.batch)
     if config.batch % group:
         raise ValueError(
@@ -119,7 +129,8 @@ def _validate(config):
 
 
 def build_networks(config, c_dim, resolution, img_channels=3):
-    """Generator and discriminator for a resolved config (R: doubled G channels)."""
+    """Generator and discriminator for a resolved config (R: doubled G channels),
+    with `config.precision` as their dtype policy."""
     keras.utils.set_random_seed(config.seed)  # the same seed gives the same initial weights
     is_r = config.cfg == "stylegan3-r"
     g_base, g_max = (config.cbase * 2, config.cmax * 2) if is_r else (config.cbase, config.cmax)
@@ -129,12 +140,12 @@ def build_networks(config, c_dim, resolution, img_channels=3):
         num_layers=config.num_layers, margin_size=config.margin_size,
         conv_kernel=1 if is_r else 3, use_radial_filters=is_r,
         magnitude_ema_beta=0.5 ** (config.batch / 20000), mapping_layers=config.map_depth,
-        seed=config.seed, name="generator",
+        seed=config.seed, dtype=config.precision, name="generator",
     )
     D = Discriminator(
         c_dim=c_dim, img_resolution=resolution, img_channels=img_channels,
         channel_base=config.cbase, channel_max=config.cmax,
-        mbstd_group_size=config.mbstd_group, name="discriminator",
+        mbstd_group_size=config.mbstd_group, dtype=config.precision, name="discriminator",
     )
     return G, D
 
@@ -177,8 +188,9 @@ def snapshot_metrics(config, source):
 
 def _changed_settings(saved, config):
     """Saved settings that `config` changes, among those a continued run must keep."""
+    # A step's result does not depend on the device count: the strategy may change.
     free = {"kimg", "resume", "verbose", "outdir", "snap", "data", "metrics", "metrics_num",
-            "inception"}
+            "inception", "strategy"}
     return {k for k in saved if k not in free and saved[k] != getattr(config, k, None)}
 
 
@@ -192,9 +204,15 @@ def train(config):
     each snapshot, and `checkpoint.keras` (the whole GAN with both optimizers'
     state) after every tick. A run whose `outdir` holds a checkpoint resumes
     from it; `config.resume` names a checkpoint of another run to start from.
+
+    `config.strategy` trains on several devices (`keras_afgan.training.distribute`);
+    only the chief process writes the outputs.
     """
     from keras_afgan import data as afgan_data
 
+    # First: it starts TF's multi-worker runtime, jax.distributed or torch's process group.
+    distribution = make_distribution(config.strategy)
+    distribution.check_batch(config.batch, config.mbstd_group)
     os.makedirs(config.outdir, exist_ok=True)
     checkpoint = os.path.join(config.outdir, "checkpoint.keras")
     config_path = os.path.join(config.outdir, "config.json")
@@ -213,7 +231,8 @@ def train(config):
     resolution = source.resolution
     c_dim = source.c_dim if config.cond else 0
     if resume_from is not None:
-        gan = keras.saving.load_model(resume_from)
+        with distribution.scope():
+            gan = keras.saving.load_model(resume_from)
         if not isinstance(gan, AliasFreeGAN):
             raise ValueError(
                 f"Expected {resume_from} to be a training checkpoint (AliasFreeGAN). "
@@ -223,38 +242,51 @@ def train(config):
                 f"The checkpoint {resume_from} is for {gan.generator.img_resolution} px images "
                 f"with c_dim={gan.generator.c_dim}; the data gives {resolution} px, "
                 f"c_dim={c_dim}")
+        if gan.precision != config.precision:
+            raise ValueError(
+                f"The checkpoint {resume_from} trains in {gan.precision}; expected --precision="
+                f"{gan.precision} to continue it. Received: --precision={config.precision}")
     else:
-        gan = build_gan(config, c_dim, resolution, source.channels)
-    atomic_write_text(config_path, config.to_json())
+        with distribution.scope():
+            gan = build_gan(config, c_dim, resolution, source.channels)
+    distribution.broadcast_state(gan)
+    verbose = config.verbose if distribution.is_chief else 0
+    if distribution.is_chief:
+        atomic_write_text(config_path, config.to_json())
 
     steps_per_tick = max(int(math.ceil(config.tick * 1000 / config.batch)), 1)
     total_ticks = max(int(math.ceil(config.kimg / config.tick)), 1)
     done_steps = int(keras.ops.convert_to_numpy(gan.iteration))
     initial_tick = done_steps // steps_per_tick
     if initial_tick >= total_ticks:
-        if config.verbose:
+        if verbose:
             print(f"Training already reached {config.kimg} kimg in {config.outdir}.")
         return gan
-    dataset = afgan_data.training_dataset(
-        source, batch_size=config.batch, z_dim=gan.generator.z_dim, seed=config.seed,
-        mirror=config.mirror, start_step=done_steps)
-    grid_shape = (4, 8)
-    grid_z, grid_c = grid_inputs(gan.generator.z_dim, c_dim, grid_shape, config.seed)
-    reals = os.path.join(config.outdir, "reals.png")
-    if not os.path.exists(reals):
-        picks = np.random.default_rng(config.seed).choice(len(source), grid_z.shape[0])
-        save_image_grid(source.images[picks].astype(np.float32) / 127.5 - 1, reals, grid_shape)
-    monitor = TrainingMonitor(
-        config.outdir, steps_per_tick, config.batch, config.snap, grid_z, grid_c, grid_shape,
-        log_dir=os.path.join(config.outdir, "logs"),
-        metrics_fn=snapshot_metrics(config, source))
-    if config.verbose:
+    dataset = distribution.dataset(
+        source, config.batch, mbstd_group(gan.discriminator), z_dim=gan.generator.z_dim,
+        seed=config.seed, mirror=config.mirror, start_step=done_steps)
+    callbacks = []
+    if distribution.is_chief:
+        grid_shape = (4, 8)
+        grid_z, grid_c = grid_inputs(gan.generator.z_dim, c_dim, grid_shape, config.seed)
+        reals = os.path.join(config.outdir, "reals.png")
+        if not os.path.exists(reals):
+            picks = np.random.default_rng(config.seed).choice(len(source), grid_z.shape[0])
+            save_image_grid(source.images[picks].astype(np.float32) / 127.5 - 1, reals,
+                            grid_shape)
+        callbacks.append(TrainingMonitor(
+            config.outdir, steps_per_tick, config.batch, config.snap, grid_z, grid_c,
+            grid_shape, log_dir=os.path.join(config.outdir, "logs"),
+            metrics_fn=snapshot_metrics(config, source)))
+    if verbose:
+        devices = (f" ({config.strategy}, {distribution.num_replicas} devices)"
+                   if config.strategy != "none" else "")
         print(f"Training {config.cfg} at {resolution} px on {config.data} "
-              f"({len(source)} images, c_dim={c_dim}) on {keras.backend.backend()}: "
+              f"({len(source)} images, c_dim={c_dim}) on {keras.backend.backend()}{devices}: "
               f"{total_ticks} ticks of {steps_per_tick} steps x {config.batch} images"
               + (f", resuming at tick {initial_tick}" if initial_tick else ""))
     gan.fit(dataset, epochs=total_ticks, initial_epoch=initial_tick,
-            steps_per_epoch=steps_per_tick, callbacks=[monitor], verbose=config.verbose,
+            steps_per_epoch=steps_per_tick, callbacks=callbacks, verbose=verbose,
             shuffle=False)
     return gan
 

@@ -118,6 +118,25 @@ def test_mirror_doubles_the_epoch_with_flipped_copies():
     assert np.bincount([i for i, _ in plain]).tolist() == [2] * 6
 
 
+def test_rows_take_a_shard_of_each_batch_split_per_replica():
+    """Multi-device input: rows [5, 1, 6, 2] of each batch of 8, two rows an element."""
+    dataset, rows = _dataset(), [5, 1, 6, 2]
+    whole = _batches(dataset, 2, batch_size=8, z_dim=3, mirror=True, seed=4, start_step=3)
+    shards = _batches(dataset, 4, batch_size=8, z_dim=3, mirror=True, seed=4, start_step=3,
+                      rows=rows, rows_per_batch=2)
+    for step, batch in enumerate(whole):
+        for replica in range(2):
+            shard = shards[2 * step + replica]
+            for key, value in batch.items():
+                np.testing.assert_array_equal(shard[key], value[rows[2 * replica:][:2]], key)
+    one = _batches(dataset, 1, batch_size=8, z_dim=3, seed=4, rows=rows)[0]
+    assert one["images"].shape == (4, 4, 4, 3)
+    with pytest.raises(ValueError, match="rows_per_batch=3"):
+        data.training_dataset(dataset, batch_size=8, rows=rows, rows_per_batch=3)
+    with pytest.raises(ValueError, match=r"\[0, batch_size=8\)"):
+        data.training_dataset(dataset, batch_size=8, rows=[8])
+
+
 @pytest.mark.parametrize("kwargs, name", [
     (dict(batch_size=0), "batch_size"),
     (dict(batch_size=2, z_dim=0), "z_dim"),

@@ -219,6 +219,58 @@ def test_adjoint():
     np.testing.assert_allclose(np.sum(ax * y), np.sum(x * at_y), rtol=1e-5)
 
 
+def _adjoint_matrix(f, x_shape, **kwargs):
+    """A `[H*W, H'*W']`: row i is the numpy form's response to impulse i."""
+    _, h, w, _ = x_shape
+    eye = np.eye(h * w).reshape(h * w, h, w, 1)
+    return upfirdn2d_np(eye, f, **kwargs).reshape(h * w, -1)
+
+
+GRADIENT_CASES = [
+    pytest.param("rand1d_12", dict(up=2, padding=(6, 5, 4, 7), gain=4.0), id="up2"),
+    pytest.param("rand1d_12", dict(down=2, padding=(3, 1, 2, 4)), id="down2"),
+    pytest.param("radial12", dict(up=2, down=2, padding=(5, 6, 5, 6), gain=4.0), id="radial"),
+]
+
+
+@pytest.mark.parametrize("fkind,kwargs", GRADIENT_CASES)
+@pytest.mark.parametrize("method", ["polyphase", "matrix"])
+def test_gradient_and_double_backward(method, fkind, kwargs):
+    """d<y, A x>/dx = A^T y, and the gradient of |A^T y|^2 / 2 w.r.t. y,
+    through that first gradient (R1's double backward), is A A^T y.
+
+    JAX's polyphase form has its own gradient (the transposed matrices,
+    `_with_matrix_gradient`); the other forms are differentiated by the
+    backend. Expected values from the numpy form's impulse responses.
+    """
+    import keras
+
+    from keras_afgan.training.steps import backend_module
+
+    steps = backend_module()
+    f = _filter(fkind)
+    x = _images(seed=12, n=1, c=1)
+    a = _adjoint_matrix(f, x.shape, **kwargs)
+    y_value = np.random.default_rng(13).normal(size=(1,) + upfirdn2d_np(
+        x, f, **kwargs).shape[1:]).astype(np.float32)
+    y = keras.Variable(y_value, name="y")
+
+    def inner(x):
+        return ops.sum(upfirdn2d(x, f, method=method, **kwargs) * y)
+
+    def outer():
+        grad = steps.input_gradient(inner, ops.convert_to_tensor(x))
+        return ops.sum(ops.square(grad)) / 2, grad
+
+    _, grad, (grad_y,) = steps.value_and_grad(outer, [y])
+    at_y = a @ y_value.reshape(-1).astype(np.float64)
+    scale = float(np.abs(a).sum(axis=0).max() * np.abs(y_value).max())
+    assert_close(grad, at_y.reshape(x.shape), atol=1e-5 * scale, what="A^T y")
+    a_at_y = (a.T @ at_y).reshape(y_value.shape)
+    assert_close(grad_y, a_at_y, atol=1e-5 * scale * np.abs(a).sum(axis=1).max(),
+                 what="A A^T y")
+
+
 @pytest.mark.parametrize("in_size,taps,up,down,lo,hi", [
     (38, 12, 2, 1, 9, 8),  # t32 L0 up side
     (82, 12, 1, 2, 0, 0),  # t32 L0 down side
@@ -264,7 +316,18 @@ def test_polyphase_plan_multiplies_only_the_taps_that_meet_samples():
     assert all(len(terms) == 6 for _, terms in phases)
 
 
-def test_default_method_follows_execution_mode():
+def test_environment_overrides_the_default_method(monkeypatch):
+    x = ops.zeros((1, 4, 4, 1))
+    for method in ("polyphase", "matrix"):
+        monkeypatch.setenv("KERAS_AFGAN_RESAMPLING", method)
+        assert default_method(x) == method
+    monkeypatch.setenv("KERAS_AFGAN_RESAMPLING", "fft")
+    with pytest.raises(ValueError, match="KERAS_AFGAN_RESAMPLING in .*Received: 'fft'"):
+        default_method(x)
+
+
+def test_default_method_follows_execution_mode(monkeypatch):
+    monkeypatch.delenv("KERAS_AFGAN_RESAMPLING", raising=False)
     # Op by op the banded matrices; under JAX's jit and torch.compile the
     # polyphase slices (which they fuse). TensorFlow keeps the matrices
     # (see default_method). Each backend's own compiler.

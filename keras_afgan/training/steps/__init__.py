@@ -13,6 +13,20 @@ keras.ops on top of them:
 - `cond(pred, fn, state)`: run `fn()` (which may assign to any of `state`)
   only where `pred` holds; returns `fn`'s scalar result or 0.
 - `no_grad()`: a context in which no gradient tape is needed.
+- `apply_gradients(optimizer, grads, variables)`: `optimizer.apply` (a
+  `LossScaleOptimizer` too: it skips non-finite gradients and rescales).
+
+For multi-device training (`keras_afgan.training.distribute`), where a step
+may run once per replica on its shard of the global batch:
+
+- `num_replicas()`: how many replicas run this step (1 for one device, and
+  for JAX, whose sharded step is one global program).
+- `replica_mean(x)`: the mean of `x` over those replicas (batch statistics).
+- `value_and_grad`'s gradients, once applied by the optimizer, are those of
+  the global batch's mean loss (TF: the optimizer sums the replicas'; torch:
+  averaged over the processes here).
+- `jit_compile_default(model)`: whether `compile` compiles the step.
+- `make_train_function(model)`: a train function replacing Keras's, or None.
 
 `train_step(model, data)` (JAX: `(model, (state, data))`) adapts Keras's
 per-backend `train_step` contract to `model.iteration_step(data)`.

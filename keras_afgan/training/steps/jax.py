@@ -7,11 +7,16 @@ state. `value_and_grad` differentiates through a nested scope in which the
 differentiated variables map to `jax.value_and_grad`'s arguments; values the
 function assigned inside it come back as auxiliary outputs and are assigned
 in the enclosing scope.
+
+Under `keras.distribution.DataParallel` the compiled step is one program over
+the global batch, sharded by XLA: its means, gradients and minibatch-std
+groups are the single-device ones, so nothing here depends on the devices.
 """
 
 import contextlib
 
 import jax
+from keras.optimizers import LossScaleOptimizer
 from keras.src.backend.common.stateless_scope import StatelessScope
 from keras.src.backend.common.stateless_scope import get_stateless_scope
 from keras.src.backend.common.stateless_scope import in_stateless_scope
@@ -32,6 +37,14 @@ def _unique(variables):
             seen.add(id(v))
             out.append(v)
     return out
+
+
+def num_replicas():
+    return 1  # one global program, however many devices hold the batch
+
+
+def replica_mean(x):
+    return x
 
 
 def value_and_grad(fn, variables, state=()):
@@ -79,6 +92,34 @@ def cond(pred, fn, state):
 
 def no_grad():
     return contextlib.nullcontext()
+
+
+def apply_gradients(optimizer, grads, variables):
+    """`optimizer.apply`; a `LossScaleOptimizer` through its `stateless_apply`.
+
+    `LossScaleOptimizer.apply` assigns inside the branches of an `ops.cond`,
+    i.e. `jax.lax.cond`, whose traced values would leak out of the branch into
+    the enclosing StatelessScope; `stateless_apply` returns the new values.
+    """
+    if not isinstance(optimizer, LossScaleOptimizer):
+        optimizer.apply(grads, variables)
+        return
+    variables, optimizer_variables = list(variables), list(optimizer.variables)
+    new_values, new_optimizer_values = optimizer.stateless_apply(
+        [_current(v) for v in optimizer_variables], grads, [_current(v) for v in variables])
+    for v, value in zip(variables + optimizer_variables,
+                        list(new_values) + list(new_optimizer_values)):
+        v.assign(value)
+
+
+def jit_compile_default(model):
+    del model
+    return True
+
+
+def make_train_function(model):
+    del model
+    return None  # Keras's own
 
 
 def train_step(model, state):

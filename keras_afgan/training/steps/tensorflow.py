@@ -1,15 +1,40 @@
-"""TensorFlow: GradientTape, nested tapes for R1, tf.cond for lazy phases."""
+"""TensorFlow: GradientTape, nested tapes for R1, tf.cond for lazy phases.
+
+Under a tf.distribute strategy (`keras_afgan.training.distribute`) the step
+runs once per replica on its shard of the batch: the optimizer sums the
+replicas' gradients, so each replica differentiates its loss divided by their
+number; batch statistics are all-reduced (`replica_mean`). An optimizer step
+synchronises the replicas (a `merge_call`), which TF does not allow inside
+`tf.cond`: there the lazy R1 phase is chosen in Python, before each step,
+between two traced step functions (`make_train_function`), and XLA is off
+(`jit_compile_default`: one XLA program cannot span the replicas' devices).
+"""
 
 import contextlib
+import functools
 
 import tensorflow as tf
+from keras.ops import convert_to_numpy
+
+
+def num_replicas():
+    context = tf.distribute.get_replica_context()
+    return 1 if context is None else context.num_replicas_in_sync
+
+
+def replica_mean(x):
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return x
+    return context.all_reduce(tf.distribute.ReduceOp.MEAN, x)
 
 
 def value_and_grad(fn, variables, state=()):
     del state  # the variables themselves carry it
     with tf.GradientTape() as tape:
         loss, aux = fn()
-    grads = tape.gradient(loss, [v.value for v in variables])
+        share = loss / num_replicas()  # the optimizer sums the replicas' gradients
+    grads = tape.gradient(share, [v.value for v in variables])
     grads = [tf.zeros_like(v.value) if g is None else g for g, v in zip(grads, variables)]
     return loss, aux, grads
 
@@ -32,5 +57,47 @@ def no_grad():
     return contextlib.nullcontext()
 
 
-def train_step(model, data):
-    return model.iteration_step(data)
+def apply_gradients(optimizer, grads, variables):
+    optimizer.apply(grads, variables)
+
+
+def train_step(model, data, run_dreg=None):
+    logs = model.iteration_step(data, run_dreg=run_dreg)
+    if _multi_worker(model.distribute_strategy):
+        # Keras reduces a multi-worker step's logs along axis 0, a batch axis: add one.
+        logs = {name: value[None] for name, value in logs.items()}
+    return logs
+
+
+def _multi_worker(strategy):
+    return (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+            and strategy.extended._in_multi_worker_mode())
+
+
+def _distributed(model):
+    return model._distribute_strategy is not None or tf.distribute.has_strategy()
+
+
+def jit_compile_default(model):
+    return not _distributed(model)
+
+
+def make_train_function(model):
+    """Under a strategy with lazy R1: a train function choosing between two
+    traced steps, with and without Dreg; otherwise None (Keras's own)."""
+    if not _distributed(model) or model.r1_interval == 0:
+        return None
+    if model.steps_per_execution != 1:
+        raise ValueError(
+            "Expected steps_per_execution=1 when training under a tf.distribute strategy (the "
+            f"lazy R1 phase is chosen before each step). Received: {model.steps_per_execution}")
+    # Keras's wrapping of a step in strategy.run and tf.function, once per choice.
+    functions = {run_dreg: model._make_function(functools.partial(train_step, model,
+                                                                  run_dreg=run_dreg))
+                 for run_dreg in (False, True)}
+
+    def train_function(iterator):
+        iteration = int(convert_to_numpy(model.iteration))
+        return functions[iteration % model.r1_interval == 0](iterator)
+
+    return train_function
