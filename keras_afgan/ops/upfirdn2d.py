@@ -125,7 +125,7 @@ def default_method(x):
     `KERAS_AFGAN_RESAMPLING=polyphase|matrix` in the environment overrides
     the choice below everywhere (e.g. to weigh compile time against speed).
 
-    "polyphase" when `x` is being traced by JAX's jit or by `torch.compile`:
+    "polyphase" when a float32 `x` is being traced by JAX's jit or by `torch.compile`:
     there its slices, products and interleave fuse into one loop. "matrix"
     otherwise: op by op (eager), a few large matrix multiplies beat dozens of
     elementwise passes; and on TensorFlow everywhere for now: its non-XLA
@@ -150,7 +150,11 @@ def default_method(x):
         compiled = torch.compiler.is_compiling()
     else:
         compiled = False
-    return "polyphase" if compiled else "matrix"
+    # XLA's CPU code for bfloat16 / float16 slices and products is ~15x slower
+    # than the matrix products in those types (64 px bench, JAX, bfloat16:
+    # 0.32 vs 4.7 img/s in float32).
+    float32 = keras.backend.standardize_dtype(x.dtype) == "float32"
+    return "polyphase" if compiled and float32 else "matrix"
 
 
 @functools.lru_cache(maxsize=1024)
@@ -297,7 +301,15 @@ def upfirdn2d(x, f, up=1, down=1, padding=0, gain=1.0, method=None):
 
 
 def _apply_matrices(x, mx, my):
-    """`sum_r my[r] @ x @ mx[r]^T` over each image's rows and columns (NHWC)."""
+    """`sum_r my[r] @ x @ mx[r]^T` over each image's rows and columns (NHWC).
+
+    In float32 whatever `x`'s dtype: CPU bfloat16 batched matmuls are slow
+    (torch eager: a 64 px forward took 74 s instead of 5 s) and round the
+    filter's sums coarsely (BUILD_NOTES.md, "Mixed precision").
+    """
+    dtype = keras.backend.standardize_dtype(x.dtype)
+    if dtype != "float32":
+        return ops.cast(_apply_matrices(ops.cast(x, "float32"), mx, my), dtype)
     in_h, c = int(x.shape[1]), int(x.shape[3])
     total = None
     for r in range(len(mx)):

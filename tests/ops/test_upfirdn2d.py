@@ -346,15 +346,17 @@ def test_default_method_follows_execution_mode(monkeypatch):
         import jax
 
         jax.jit(fn)(x)
-        expected = "polyphase"
+        # bfloat16 keeps the matrices: XLA's CPU bfloat16 slices are slow.
+        jax.jit(fn)(ops.cast(x, "bfloat16"))
+        expected = ["polyphase", "matrix"]
     elif backend == "tensorflow":
         import tensorflow as tf
 
         tf.function(fn, jit_compile=True)(x)
-        expected = "matrix"
+        expected = ["matrix"]
     else:
         import torch
 
         torch.compile(fn)(x)
-        expected = "polyphase"
-    assert seen == [expected]
+        expected = ["polyphase"]
+    assert seen == expected
