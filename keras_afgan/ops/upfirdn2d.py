@@ -150,9 +150,9 @@ def default_method(x):
         compiled = torch.compiler.is_compiling()
     else:
         compiled = False
-    # XLA's CPU code for bfloat16 / float16 slices and products is ~15x slower
-    # than the matrix products in those types (64 px bench, JAX, bfloat16:
-    # 0.32 vs 4.7 img/s in float32).
+    # XLA's CPU code for bfloat16 / float16 slices and products is slow: 64 px
+    # bench, JAX, mixed_bfloat16 forward 0.32 img/s polyphase, 1.35 with the
+    # (float32) matrices.
     float32 = keras.backend.standardize_dtype(x.dtype) == "float32"
     return "polyphase" if compiled and float32 else "matrix"
 

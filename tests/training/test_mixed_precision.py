@@ -10,8 +10,8 @@ in BUILD_NOTES.md).
 Compilation takes most of this file's time. On TensorFlow the training
 steps run as a graph without XLA, whose compile of a mixed-precision step
 takes 30-60 s on CI's CPUs (the XLA steps were run by hand, see
-BUILD_NOTES.md); everything compiled uses the matrix form of the resampling,
-which XLA compiles ~4x faster than the polyphase form; the bfloat16 GAN runs
+BUILD_NOTES.md); everything compiled uses the matrix form of the resampling
+(the default for mixed precision anyway); the bfloat16 GAN runs
 without R1, whose double backward takes a third of a step's compile time.
 The arithmetic checked here depends on none of these.
 """
