@@ -278,10 +278,6 @@ def upfirdn2d(x, f, up=1, down=1, padding=0, gain=1.0, method=None):
         terms = ((f * np.sqrt(gain), f * np.sqrt(gain)),)
     else:
         terms = tuple((fy * gain, fx) for fy, fx in separable_terms(f))
-    mx = np.stack([resampling_matrix(in_w, fx, up, down, x_lo, x_hi) for _, fx in terms])
-    my = np.stack([resampling_matrix(in_h, fy, up, down, y_lo, y_hi) for fy, _ in terms])
-    if method == "matrix":
-        return _apply_matrices(x, mx, my)
 
     def polyphase(x):
         total = None
@@ -291,8 +287,12 @@ def upfirdn2d(x, f, up=1, down=1, padding=0, gain=1.0, method=None):
             total = y if total is None else total + y
         return total
 
-    if keras.config.backend() != "jax":
+    if method == "polyphase" and keras.config.backend() != "jax":
         return polyphase(x)
+    mx = np.stack([resampling_matrix(in_w, fx, up, down, x_lo, x_hi) for _, fx in terms])
+    my = np.stack([resampling_matrix(in_h, fy, up, down, y_lo, y_hi) for fy, _ in terms])
+    if method == "matrix":
+        return _apply_matrices(x, mx, my)
     # JAX differentiates strided slices into interior pads and scatters, which
     # XLA compiles ~5x slower and runs 3-5x slower than the matrix products
     # (measured on 36-148 px, BUILD_NOTES.md); the map is linear, so its

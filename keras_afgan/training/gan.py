@@ -286,11 +286,15 @@ class AliasFreeGAN(keras.Model):
             variables += list(optimizer.variables)
         return variables + list(self.metrics_variables)
 
+    def _network_optimizer(self, network):
+        """The optimizer of `network` ("G" or "D")."""
+        return self.g_optimizer if network == "G" else self.d_optimizer
+
     def _loss_scale_optimizer(self, network):
         """The `LossScaleOptimizer` of `network` ("G" or "D"), or None."""
         if getattr(self, "optimizer", None) is None:
             return None  # not compiled: the phases can still run (tests do)
-        optimizer = self.g_optimizer if network == "G" else self.d_optimizer
+        optimizer = self._network_optimizer(network)
         return optimizer if isinstance(optimizer, keras.optimizers.LossScaleOptimizer) else None
 
     def _value_and_grad(self, fn, variables, network):
@@ -313,7 +317,7 @@ class AliasFreeGAN(keras.Model):
         steps = backend_module()
         optimizer = self._loss_scale_optimizer(network)
         if optimizer is None:
-            optimizer = self.g_optimizer if network == "G" else self.d_optimizer
+            optimizer = self._network_optimizer(network)
             steps.apply_gradients(optimizer, losses.sanitize_gradients(grads), variables)
             return
         # Unsanitized: a non-finite gradient is the LossScaleOptimizer's signal to
