@@ -9,6 +9,32 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+
+def _share_compilations():
+    """Persistent XLA caches for this test run, its xdist workers and subprocesses.
+
+    Many tests compile the same programs (the tiny GAN's train step in every
+    training subprocess, the golden generators in several files); JAX and
+    TensorFlow then load them instead of compiling again. Caching never
+    changes a result: an entry is keyed by the whole program and the
+    compiler's options. Set before JAX or TensorFlow is imported.
+    KERAS_AFGAN_TEST_XLA_CACHE=0 turns it off; a path chooses the directory.
+    """
+    setting = os.environ.get("KERAS_AFGAN_TEST_XLA_CACHE", "")
+    if setting == "0":
+        return
+    root = pathlib.Path(setting or pathlib.Path(__file__).resolve().parents[1] / ".cache" / "xla")
+    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(root / "jax"))
+    # Every entry: eager JAX compiles each primitive for each shape (~50 ms),
+    # and every worker and subprocess would compile the same ones again.
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    tf_flag = f"--tf_xla_persistent_cache_directory={root / 'tensorflow'}"
+    if "tf_xla_persistent_cache_directory" not in os.environ.get("TF_XLA_FLAGS", ""):
+        os.environ["TF_XLA_FLAGS"] = f"{os.environ.get('TF_XLA_FLAGS', '')} {tf_flag}".strip()
+
+
+_share_compilations()
+
 GOLDEN_DIR = pathlib.Path(
     os.environ.get("KERAS_AFGAN_GOLDEN", pathlib.Path(__file__).resolve().parents[2] / "shared" / "golden")
 )
@@ -95,3 +121,4 @@ def inception_file(tmp_path_factory):
     model(noise, training=True)
     model.save_weights(path)
     return path
+

@@ -59,3 +59,29 @@ def run_python(code, backend, timeout=600, env=None):
         raise AssertionError(
             f"Subprocess under {backend} failed ({result.returncode}):\n{result.stderr[-4000:]}")
     return result.stdout
+
+
+def run_compiled(fn, state, *args):
+    """`fn(*args)`, compiled once with `jax.jit` on JAX; called as is elsewhere.
+
+    JAX runs code outside `jit` op by op, compiling every primitive for every
+    new shape: the golden training phases took minutes that way. `state` is
+    every variable `fn` reads or assigns; assignments are applied afterwards.
+    TensorFlow and torch run `fn` eagerly, as a user's code would.
+    """
+    if keras.config.backend() != "jax":
+        return fn(*args)
+    import jax
+    from keras.src.backend.common.stateless_scope import StatelessScope
+
+    variables = list({id(v): v for v in state}.values())
+
+    def pure(values, args):
+        with StatelessScope(state_mapping=list(zip(variables, values))) as scope:
+            outputs = fn(*args)
+        return outputs, [scope.get_current_value(v) for v in variables]
+
+    outputs, values = jax.jit(pure)([v.value for v in variables], args)
+    for variable, value in zip(variables, values):
+        variable.assign(value)
+    return outputs

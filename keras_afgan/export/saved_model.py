@@ -234,9 +234,16 @@ def export_saved_model(generator, path, overwrite=False, jax_platforms=DEFAULT_J
     for name, (fn, specs) in serving_endpoints(generator).items():
         kwargs = {}
         if backend == "jax":
-            kwargs["jax2tf_kwargs"] = {"native_serialization_platforms": tuple(jax_platforms)}
+            # No gradient: a served generator is never differentiated, and tracing
+            # the VJP of every endpoint took two thirds of the export's time.
+            kwargs["jax2tf_kwargs"] = {"native_serialization_platforms": tuple(jax_platforms),
+                                       "with_gradient": False}
         inner = traced.add_endpoint(name, fn, input_signature=specs, **kwargs)
-        outer = with_input_checks(inner, specs)
+        # The wrapper calls the generator's one trace: TF retraces a function
+        # when saving (the save options are part of its cache key) and Keras
+        # traces outside that context, so calling `inner` itself traced the
+        # whole generator twice.
+        outer = with_input_checks(inner.get_concrete_function(), specs)
         outer.get_concrete_function()
         archive.add_endpoint(name, outer)
     tmp_path = staging_dir(path)

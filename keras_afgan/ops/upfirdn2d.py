@@ -4,17 +4,18 @@
 cropping, convolution and decimation together are one linear map from
 `in_size` samples to `out_size` samples; it is applied in one of two forms:
 
-- "polyphase" (under JAX's jit or torch.compile): output sample
+- "polyphase" (under JAX's jit, TensorFlow's XLA or torch.compile): output sample
   `j = q * P + r` of phase `r` is `sum_t h_r[t] * x[q * S + o_r + t]`, a
   short filter on strided slices of the (zero-padded) input, with
   `P = up / gcd(up, down)` phases and input stride `S = down / gcd(up, down)`. Only the taps that meet input samples
   are multiplied (`taps / up` per output when upsampling) and no discarded
   sample is computed; the phases are interleaved by a stack and a reshape.
   Under XLA the slices, products and the interleave fuse into one loop.
-  On JAX its gradient is the transposed map as matrices (a custom VJP):
+  On JAX and TensorFlow its gradient is the transposed map as matrices (a
+  custom gradient):
   differentiating the slices themselves gives interior pads and scatters
   that XLA compiles ~5x and runs 3-5x slower.
-- "matrix" (op by op, and on TensorFlow; see `default_method`): the whole
+- "matrix" (op by op; see `default_method`): the whole
   map as a small banded `[out_size, in_size]` matrix, applied as one
   broadcast matrix product per axis: few large ops.
 
@@ -125,13 +126,13 @@ def default_method(x):
     `KERAS_AFGAN_RESAMPLING=polyphase|matrix` in the environment overrides
     the choice below everywhere (e.g. to weigh compile time against speed).
 
-    "polyphase" when a float32 `x` is being traced by JAX's jit or by `torch.compile`:
-    there its slices, products and interleave fuse into one loop. "matrix"
-    otherwise: op by op (eager), a few large matrix multiplies beat dozens of
-    elementwise passes; and on TensorFlow everywhere for now: its non-XLA
-    strided slices are slow, and XLA took minutes (2 m 20 s on 2 cores) to
-    compile the train step in the polyphase form (1.7x faster forward) —
-    to be weighed on a quiet machine.
+    "polyphase" when a float32 `x` is being traced by JAX's jit, TensorFlow's
+    XLA (`jit_compile=True`, Keras's default for `fit` and `predict`) or
+    `torch.compile`: there its slices, products and interleave fuse into
+    loops. "matrix" otherwise: op by op (eager, and TensorFlow graphs without
+    XLA such as a SavedModel's signatures, whose strided slices run one
+    kernel each), a few large matrix multiplies beat dozens of elementwise
+    passes.
     """
     forced = os.environ.get("KERAS_AFGAN_RESAMPLING")
     if forced:
@@ -149,12 +150,26 @@ def default_method(x):
 
         compiled = torch.compiler.is_compiling()
     else:
-        compiled = False
+        compiled = _in_xla_function()
     # XLA's CPU code for bfloat16 / float16 slices and products is slow: 64 px
     # bench, JAX, mixed_bfloat16 forward 0.32 img/s polyphase, 1.35 with the
     # (float32) matrices.
     float32 = keras.backend.standardize_dtype(x.dtype) == "float32"
     return "polyphase" if compiled and float32 else "matrix"
+
+
+def _in_xla_function():
+    """Whether TensorFlow is tracing a function that XLA compiles (`jit_compile=True`).
+
+    Keras's `fit`/`predict` on TensorFlow compile with XLA by default. Plain
+    graphs (a SavedModel's signatures, `tf.function` without XLA) are not.
+    """
+    import tensorflow as tf
+    from tensorflow.python.ops import control_flow_util
+
+    if tf.executing_eagerly():
+        return False
+    return bool(control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph()))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -287,16 +302,16 @@ def upfirdn2d(x, f, up=1, down=1, padding=0, gain=1.0, method=None):
             total = y if total is None else total + y
         return total
 
-    if method == "polyphase" and keras.config.backend() != "jax":
+    if method == "polyphase" and keras.config.backend() == "torch":
         return polyphase(x)
     mx = np.stack([resampling_matrix(in_w, fx, up, down, x_lo, x_hi) for _, fx in terms])
     my = np.stack([resampling_matrix(in_h, fy, up, down, y_lo, y_hi) for fy, _ in terms])
     if method == "matrix":
         return _apply_matrices(x, mx, my)
-    # JAX differentiates strided slices into interior pads and scatters, which
-    # XLA compiles ~5x slower and runs 3-5x slower than the matrix products
-    # (measured on 36-148 px, BUILD_NOTES.md); the map is linear, so its
-    # gradient is the transposed map, applied as matrices.
+    # JAX and TensorFlow differentiate strided slices into interior pads and
+    # scatters, which XLA compiles ~5x slower and runs 3-5x slower than the
+    # matrix products (measured on 36-148 px, BUILD_NOTES.md); the map is
+    # linear, so its gradient is the transposed map, applied as matrices.
     return _with_matrix_gradient(polyphase, x, mx, my)
 
 
@@ -325,15 +340,26 @@ def _apply_matrices(x, mx, my):
 
 
 def _with_matrix_gradient(fn, x, mx, my):
-    """`fn(x)` (JAX), whose vector-Jacobian product is the transposed matrices'.
+    """`fn(x)` whose vector-Jacobian product is the transposed matrices' (JAX, TF).
 
     `fn` must be the linear map `_apply_matrices(., mx, my)` in another form.
     The gradient is itself plain matrix products, so it can be differentiated
     again (R1's double backward).
     """
-    import jax
-
     mx_t, my_t = np.transpose(mx, (0, 2, 1)), np.transpose(my, (0, 2, 1))
+    if keras.config.backend() == "tensorflow":
+        import tensorflow as tf
+
+        @tf.custom_gradient
+        def linear_tf(x):
+            def backward(dy):
+                return _apply_matrices(dy, mx_t, my_t)
+
+            return fn(x), backward
+
+        return linear_tf(x)
+
+    import jax
 
     @jax.custom_vjp
     def linear(x):

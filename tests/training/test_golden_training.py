@@ -6,8 +6,8 @@ lazy R1 phase Dreg against CASE_train.npz, each tensor compared in the
 reference's layout; the statistics (w_avg, magnitude_ema) that Dmain updates;
 and the D-input blur schedule. Tolerances are the golden README's.
 
-JAX runs these phases eagerly (every op compiles once), so each case's three
-phases run once per module and the tests share the results.
+Each case's phases run once per module (compiled on JAX, eagerly on
+TensorFlow and torch) and the tests share the results.
 """
 
 import json
@@ -22,6 +22,7 @@ from keras_afgan.training import AliasFreeGAN
 from keras_afgan.training import losses
 from tests.conftest import GOLDEN_DIR
 from tests.testing import assert_close
+from tests.testing import run_compiled
 from tests.testing import to_numpy
 
 PHASES = ("Gmain", "Dmain", "Dreg")
@@ -84,17 +85,21 @@ def _run_phases(case):
         np.testing.assert_array_equal(before[key], stored[key], err_msg=key)
 
     results = {"gan": gan, "grads": {}, "sigma": sigma}
-    _, _, grads = gan.phase_gmain(z, c, sigma)
+    state = gan.variables
+    _, _, grads = run_compiled(lambda z, c: gan.phase_gmain(z, c, sigma), state, z, c)
     results["grads"]["Gmain"] = _named_gradients(G, grads)
-    _, _, grads = gan.phase_dmain(z, real, c, sigma)
+    _, _, grads = run_compiled(lambda z, real, c: gan.phase_dmain(z, real, c, sigma), state,
+                               z, real, c)
     results["grads"]["Dmain"] = _named_gradients(D, grads)
     results["buffers_after_Dmain"] = _buffers(G)
-    loss, penalty, grads = gan.phase_dreg(real, c, sigma)
+    loss, penalty, grads = run_compiled(lambda real, c: gan.phase_dreg(real, c, sigma), state,
+                                        real, c)
     results["grads"]["Dreg"] = _named_gradients(D, grads)
     if sigma is None:
         results["dreg_no_blur"] = (to_numpy(loss), to_numpy(penalty))
     else:
-        loss, penalty, _ = gan.phase_dreg(real, c, None)
+        loss, penalty, _ = run_compiled(lambda real, c: gan.phase_dreg(real, c, None), state,
+                                        real, c)
         results["dreg_no_blur"] = (to_numpy(loss), to_numpy(penalty))
     return results
 
