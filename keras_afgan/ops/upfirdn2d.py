@@ -4,7 +4,7 @@
 cropping, convolution and decimation together are one linear map from
 `in_size` samples to `out_size` samples; it is applied in one of two forms:
 
-- "polyphase" (under JAX's jit, TensorFlow's XLA or torch.compile): output sample
+- "polyphase" (under JAX's jit or torch.compile): output sample
   `j = q * P + r` of phase `r` is `sum_t h_r[t] * x[q * S + o_r + t]`, a
   short filter on strided slices of the (zero-padded) input, with
   `P = up / gcd(up, down)` phases and input stride `S = down / gcd(up, down)`. Only the taps that meet input samples
@@ -15,7 +15,7 @@ cropping, convolution and decimation together are one linear map from
   custom gradient):
   differentiating the slices themselves gives interior pads and scatters
   that XLA compiles ~5x and runs 3-5x slower.
-- "matrix" (op by op; see `default_method`): the whole
+- "matrix" (op by op, and on TensorFlow; see `default_method`): the whole
   map as a small banded `[out_size, in_size]` matrix, applied as one
   broadcast matrix product per axis: few large ops.
 
@@ -126,13 +126,13 @@ def default_method(x):
     `KERAS_AFGAN_RESAMPLING=polyphase|matrix` in the environment overrides
     the choice below everywhere (e.g. to weigh compile time against speed).
 
-    "polyphase" when a float32 `x` is being traced by JAX's jit, TensorFlow's
-    XLA (`jit_compile=True`, Keras's default for `fit` and `predict`) or
+    "polyphase" when a float32 `x` is being traced by JAX's jit or by
     `torch.compile`: there its slices, products and interleave fuse into
-    loops. "matrix" otherwise: op by op (eager, and TensorFlow graphs without
-    XLA such as a SavedModel's signatures, whose strided slices run one
-    kernel each), a few large matrix multiplies beat dozens of elementwise
-    passes.
+    loops. "matrix" otherwise: op by op (eager, and TensorFlow graphs, whose
+    strided slices run one kernel each), a few large matrix multiplies beat
+    dozens of elementwise passes; and under TensorFlow's XLA, where the
+    polyphase form compiles much more slowly for a small gain (measured:
+    see the comment below).
     """
     forced = os.environ.get("KERAS_AFGAN_RESAMPLING")
     if forced:
@@ -150,26 +150,15 @@ def default_method(x):
 
         compiled = torch.compiler.is_compiling()
     else:
-        compiled = _in_xla_function()
+        # TensorFlow keeps the matrices under XLA too: the polyphase form ran
+        # its forward 12 % faster (64 px bench, 2.98 -> 3.34 img/s) but XLA
+        # took 1.6-2.4x as long to compile train steps (BUILD_NOTES.md).
+        compiled = False
     # XLA's CPU code for bfloat16 / float16 slices and products is slow: 64 px
     # bench, JAX, mixed_bfloat16 forward 0.32 img/s polyphase, 1.35 with the
     # (float32) matrices.
     float32 = keras.backend.standardize_dtype(x.dtype) == "float32"
     return "polyphase" if compiled and float32 else "matrix"
-
-
-def _in_xla_function():
-    """Whether TensorFlow is tracing a function that XLA compiles (`jit_compile=True`).
-
-    Keras's `fit`/`predict` on TensorFlow compile with XLA by default. Plain
-    graphs (a SavedModel's signatures, `tf.function` without XLA) are not.
-    """
-    import tensorflow as tf
-    from tensorflow.python.ops import control_flow_util
-
-    if tf.executing_eagerly():
-        return False
-    return bool(control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph()))
 
 
 @functools.lru_cache(maxsize=1024)
