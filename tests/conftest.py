@@ -121,4 +121,3 @@ def inception_file(tmp_path_factory):
     model(noise, training=True)
     model.save_weights(path)
     return path
-

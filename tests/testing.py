@@ -74,7 +74,9 @@ def run_compiled(fn, state, *args):
     import jax
     from keras.src.backend.common.stateless_scope import StatelessScope
 
-    variables = list({id(v): v for v in state}.values())
+    from keras_afgan.training.steps.jax import _unique
+
+    variables = _unique(state)
 
     def pure(values, args):
         with StatelessScope(state_mapping=list(zip(variables, values))) as scope:
