@@ -6,9 +6,11 @@ images (with the case's user transform), and discriminator logits on real,
 generated and blurred images. Tolerances are the golden README's.
 """
 
+import keras
 import numpy as np
 import pytest
 
+from keras_afgan.models.sampling import inference_scope
 from keras_afgan.ops import blur_images
 from tests.testing import assert_close
 from tests.testing import to_numpy
@@ -84,9 +86,37 @@ def test_synthesis_activations_and_images(case, models):
 
 
 def test_generator_end_to_end(case, models):
+    """In `inference_scope`: on torch that is the CPU inference path of the filtered
+    leaky ReLU (`ops/torch_kernels.py`); the activations test above runs the other."""
     G, _ = models
-    img = G(case.arrays["in/z"], case.arrays["in/c"], truncation_psi=case.meta["truncation_psi"])
+    with inference_scope():
+        img = G(case.arrays["in/z"], case.arrays["in/c"],
+                truncation_psi=case.meta["truncation_psi"])
     assert_close(img, case.nhwc("out/img"), atol=1e-4, what="G(z, c)")
+
+
+class SynthesisModel(keras.Model):
+    """A model around G's synthesis, for `predict` (ws in, images out)."""
+
+    def __init__(self, synthesis):
+        super().__init__()
+        self.synthesis = synthesis
+
+    def call(self, ws, training=None):
+        return self.synthesis(ws, training=training)
+
+
+def test_synthesis_predict(case, models):
+    """Keras's `predict`: compiled on TensorFlow and JAX (the polyphase resampling
+    under XLA: `predict` passes training=False), no gradients on torch (its CPU
+    inference path)."""
+    G, _ = models
+    model = SynthesisModel(G.synthesis)
+    # XLA on TensorFlow and JAX (Keras would not pick it for TF on a CPU by
+    # itself); torch runs eagerly, as afgan-bench does.
+    model.compile(jit_compile=keras.config.backend() != "torch")
+    img = model.predict_on_batch(case.arrays["out/ws"])
+    assert_close(img, case.nhwc("out/img"), atol=1e-4, what="predict")
 
 
 def _logits_close(actual, expected, what):

@@ -1,11 +1,14 @@
 """The synthesis network: Fourier input, 14 alias-free layers, ToRGB."""
 
+import contextlib
+
 import keras
 from keras import ops
 
 from keras_afgan.layers.synthesis_input import SynthesisInput
 from keras_afgan.layers.synthesis_layer import SynthesisLayer
 from keras_afgan.models.specs import synthesis_spec
+from keras_afgan.ops.upfirdn2d import inference_resampling
 
 
 @keras.saving.register_keras_serializable(package="keras_afgan")
@@ -96,7 +99,14 @@ class SynthesisNetwork(keras.layers.Layer):
         for layer in self.synthesis_layers:
             layer.build()
 
-    def call(self, ws, update_emas=False, return_activations=False, transform=None):
+    def call(self, ws, update_emas=False, return_activations=False, transform=None,
+             training=None):
+        # `training=False` (Keras's `predict`): no gradient will be taken, so
+        # the resampling may pick its fastest inference form.
+        with inference_resampling() if training is False else contextlib.nullcontext():
+            return self._synthesize(ws, update_emas, return_activations, transform)
+
+    def _synthesize(self, ws, update_emas, return_activations, transform):
         shape = tuple(ws.shape)
         if len(shape) != 3 or shape[1] != self.num_ws or shape[2] != self.w_dim:
             raise ValueError(

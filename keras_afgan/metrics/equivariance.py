@@ -17,6 +17,7 @@ import numpy as np
 from keras import ops
 
 from keras_afgan.metrics import equivariance_ops
+from keras_afgan.models.sampling import inference_scope
 from keras_afgan.models.sampling import random_latents
 from keras_afgan.models.transforms import content_transform_matrices
 
@@ -43,7 +44,9 @@ def transformed_synthesis(G, ws, translate=(0.0, 0.0), angle=0.0):
     # The synthesis applies `stored @ transform`: undo the stored one.
     stored = np.asarray(ops.convert_to_numpy(G.synthesis.input.transform), np.float64)
     transforms = (np.linalg.inv(stored) @ test).astype(np.float32)
-    return np.asarray(ops.convert_to_numpy(G.synthesis(ws, transform=transforms)), np.float64)
+    with inference_scope():
+        images = G.synthesis(ws, transform=transforms)
+    return np.asarray(ops.convert_to_numpy(images), np.float64)
 
 
 def _mapping(G, z, c):

@@ -89,7 +89,10 @@ class Generator(keras.Model):
         self.synthesis.build()
         self.built = True
 
-    def call(self, z, c=None, truncation_psi=1.0, truncation_cutoff=None, update_emas=False):
+    def call(self, z, c=None, truncation_psi=1.0, truncation_cutoff=None, update_emas=False,
+             training=None):
+        # `training` reaches the synthesis through Keras's call context
+        # (`predict` passes False: see SynthesisNetwork.call).
         if isinstance(z, (list, tuple)) and c is None:  # G.predict((z, c)) passes one input
             z, c = z
         ws = self.mapping(z, c, truncation_psi=truncation_psi,

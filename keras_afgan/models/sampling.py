@@ -1,7 +1,25 @@
 """Random latents and batches of generated images, for metrics and tools."""
 
+import contextlib
+
+import keras
 import numpy as np
 from keras import ops
+
+
+def inference_scope():
+    """A context in which the networks record no gradients (for generating images).
+
+    `torch.no_grad()` on torch, where `filtered_lrelu` then takes its CPU
+    inference path (`keras_afgan.ops.torch_kernels`, ~2x faster on the 64 px
+    bench); nothing on TensorFlow and JAX, which record gradients only when
+    asked to.
+    """
+    if keras.config.backend() == "torch":
+        import torch
+
+        return torch.no_grad()
+    return contextlib.nullcontext()
 
 
 def seed_latents(G, seeds):
@@ -46,5 +64,6 @@ def generated_batches(G, num, batch_size=16, seed=0, truncation_psi=1.0, labels=
     rng = np.random.default_rng(seed)
     for start in range(0, int(num), int(batch_size)):
         z, c = random_latents(G, min(int(batch_size), int(num) - start), rng, labels)
-        images = ops.convert_to_numpy(G(z, c, truncation_psi=truncation_psi))
+        with inference_scope():
+            images = ops.convert_to_numpy(G(z, c, truncation_psi=truncation_psi))
         yield np.clip(np.floor(images * 127.5 + 128), 0, 255).astype(np.uint8)

@@ -2,6 +2,7 @@
 
 import math
 
+import keras
 from keras import ops
 
 from keras_afgan.ops.bias_act import bias_act
@@ -28,7 +29,16 @@ def filtered_lrelu(x, fu=None, fd=None, b=None, up=1, down=1, padding=0,
         gain, slope, clamp: of the leaky ReLU.
     """
     if b is not None:
-        x = x + ops.cast(b, x.dtype)
+        b = ops.cast(b, x.dtype)
+    if (up > 1 or down > 1) and keras.config.backend() == "torch":
+        # Torch inference on the CPU: the same op, image by image in cache.
+        from keras_afgan.ops import torch_kernels
+
+        if torch_kernels.applies(x, b, slope, gain):
+            return torch_kernels.filtered_lrelu_inference(x, fu, fd, b, up, down, padding, gain,
+                                                        slope, clamp)
+    if b is not None:
+        x = x + b
     x = upfirdn2d(x, fu, up=up, padding=padding, gain=up**2)
     x = bias_act(x, activation="lrelu", alpha=slope, gain=gain, clamp=clamp)
     return upfirdn2d(x, fd, down=down)

@@ -1,5 +1,6 @@
 """Modulated (and demodulated) convolution of StyleGAN2/3."""
 
+import keras
 from keras import ops
 
 
@@ -39,6 +40,10 @@ def modulated_conv2d(x, weight, styles, demodulate=True, input_gain=None):
     x = x * scale[:, None, None, :]
     if k == 1:
         x = ops.einsum("nhwi,io->nhwo", x, weight[0, 0])
+    elif keras.config.backend() == "torch":
+        from keras_afgan.ops import torch_kernels
+
+        x = torch_kernels.conv2d_full(x, weight)  # no layout copies
     else:
         x = ops.pad(x, [[0, 0], [k - 1, k - 1], [k - 1, k - 1], [0, 0]])
         x = ops.conv(x, weight, strides=1, padding="valid")

@@ -29,6 +29,8 @@ zero-inserts, pads, runs a depthwise convolution with the flipped filter and
 slices every `down`-th sample.
 """
 
+import contextlib
+import contextvars
 import functools
 import math
 import os
@@ -117,7 +119,44 @@ def separable_terms(f):
     return _separable_terms_cached(f.tobytes(), f.shape)
 
 
+def _axis_terms(f, gain):
+    """`((fy, fx), ...)` with `f * gain = sum fy fx^T` (a 1-D `f` runs along both axes)."""
+    if f.ndim == 1:
+        return ((f * np.sqrt(gain), f * np.sqrt(gain)),)
+    return tuple((fy * gain, fx) for fy, fx in separable_terms(f))
+
+
+def resampling_matrices(in_h, in_w, f, up=1, down=1, padding=0, gain=1.0):
+    """`(my, mx)`: `upfirdn2d(x) = sum_r my[r] @ x @ mx[r]^T` per image and channel.
+
+    `my` is `[R, H', H]` and `mx` `[R, W', W]` (float64), one pair per
+    separable term of `f` (R = 1 for a 1-D filter).
+    """
+    x_lo, x_hi, y_lo, y_hi = _parse_padding(padding)
+    terms = _axis_terms(_as_filter(f), gain)
+    mx = np.stack([resampling_matrix(in_w, fx, up, down, x_lo, x_hi) for _, fx in terms])
+    my = np.stack([resampling_matrix(in_h, fy, up, down, y_lo, y_hi) for fy, _ in terms])
+    return my, mx
+
+
 METHODS = ("polyphase", "matrix")
+
+_INFERENCE = contextvars.ContextVar("keras_afgan_inference_resampling", default=False)
+
+
+@contextlib.contextmanager
+def inference_resampling():
+    """Within: the resampling runs where no gradient will be taken (e.g. `predict`).
+
+    `default_method` then picks the polyphase form under TensorFlow's XLA too
+    (64 px bench forward +28 %); without the hint TensorFlow keeps the
+    matrices there, whose train steps XLA compiles much faster.
+    """
+    token = _INFERENCE.set(True)
+    try:
+        yield
+    finally:
+        _INFERENCE.reset(token)
 
 
 def default_method(x):
@@ -127,12 +166,14 @@ def default_method(x):
     the choice below everywhere (e.g. to weigh compile time against speed).
 
     "polyphase" when a float32 `x` is being traced by JAX's jit or by
-    `torch.compile`: there its slices, products and interleave fuse into
-    loops. "matrix" otherwise: op by op (eager, and TensorFlow graphs, whose
-    strided slices run one kernel each), a few large matrix multiplies beat
-    dozens of elementwise passes; and under TensorFlow's XLA, where the
-    polyphase form compiles much more slowly for a small gain (measured:
-    see the comment below).
+    `torch.compile`, or by TensorFlow's XLA within `inference_resampling()`
+    (the generator's `training=False` calls, as in `predict`): there its
+    slices, products and interleave fuse into loops. "matrix" otherwise: op
+    by op (eager, and TensorFlow graphs without XLA such as a SavedModel's
+    signatures, whose strided slices run one kernel each), a few large
+    matrix multiplies beat dozens of elementwise passes; and in TensorFlow's
+    XLA-compiled train steps, which take 1.6-2.4x as long to compile with
+    the polyphase form (see the comment below).
     """
     forced = os.environ.get("KERAS_AFGAN_RESAMPLING")
     if forced:
@@ -150,15 +191,32 @@ def default_method(x):
 
         compiled = torch.compiler.is_compiling()
     else:
-        # TensorFlow keeps the matrices under XLA too: the polyphase form ran
-        # its forward 12 % faster (64 px bench, 2.98 -> 3.34 img/s) but XLA
-        # took 1.6-2.4x as long to compile train steps (BUILD_NOTES.md).
-        compiled = False
+        # TensorFlow keeps the matrices in XLA-compiled train steps: XLA took
+        # 1.6-2.4x as long to compile them with the polyphase form
+        # (BUILD_NOTES.md). Inference has no gradient to compile: there the
+        # polyphase form runs the 64 px bench forward 28 % faster.
+        compiled = _INFERENCE.get() and _in_xla_function()
     # XLA's CPU code for bfloat16 / float16 slices and products is slow: 64 px
     # bench, JAX, mixed_bfloat16 forward 0.32 img/s polyphase, 1.35 with the
     # (float32) matrices.
     float32 = keras.backend.standardize_dtype(x.dtype) == "float32"
     return "polyphase" if compiled and float32 else "matrix"
+
+
+def _in_xla_function():
+    """Whether TensorFlow is tracing a function that XLA compiles (`jit_compile=True`).
+
+    Keras's `fit`/`predict` compile with XLA when `jit_compile=True` (what
+    `AliasFreeGAN.compile` and `afgan-bench` use on TensorFlow; Keras's own
+    "auto" picks XLA only where a GPU is present). Plain graphs (a
+    SavedModel's signatures, `tf.function` without XLA) are not.
+    """
+    import tensorflow as tf
+    from tensorflow.python.ops import control_flow_util
+
+    if tf.executing_eagerly():
+        return False
+    return bool(control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph()))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -278,10 +336,7 @@ def upfirdn2d(x, f, up=1, down=1, padding=0, gain=1.0, method=None):
         scale = gain * float(f.flat[0]) ** (2 if f.ndim == 1 else 1)
         return x if scale == 1 else x * scale
     in_h, in_w = int(x.shape[1]), int(x.shape[2])
-    if f.ndim == 1:
-        terms = ((f * np.sqrt(gain), f * np.sqrt(gain)),)
-    else:
-        terms = tuple((fy * gain, fx) for fy, fx in separable_terms(f))
+    terms = _axis_terms(f, gain)
 
     def polyphase(x):
         total = None
@@ -293,8 +348,7 @@ def upfirdn2d(x, f, up=1, down=1, padding=0, gain=1.0, method=None):
 
     if method == "polyphase" and keras.config.backend() == "torch":
         return polyphase(x)
-    mx = np.stack([resampling_matrix(in_w, fx, up, down, x_lo, x_hi) for _, fx in terms])
-    my = np.stack([resampling_matrix(in_h, fy, up, down, y_lo, y_hi) for fy, _ in terms])
+    my, mx = resampling_matrices(in_h, in_w, f, up, down, padding, gain)
     if method == "matrix":
         return _apply_matrices(x, mx, my)
     # JAX and TensorFlow differentiate strided slices into interior pads and

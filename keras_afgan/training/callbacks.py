@@ -8,6 +8,7 @@ import keras
 import numpy as np
 
 from keras_afgan.models.generator import generator_with_dtype
+from keras_afgan.models.sampling import inference_scope
 from keras_afgan.training.images import save_image_grid
 
 
@@ -123,7 +124,8 @@ class TrainingMonitor(keras.callbacks.Callback):
         metrics, which then measure the same network as a float32 run's.
         """
         generator = generator_with_dtype(self.model.generator_ema, "float32")
-        images = generator(self.grid_latents, self.grid_labels, truncation_psi=1.0)
+        with inference_scope():
+            images = generator(self.grid_latents, self.grid_labels, truncation_psi=1.0)
         # Named by tick: CPU-sized runs have ticks of a fraction of a kimg.
         save_image_grid(keras.ops.convert_to_numpy(images),
                         os.path.join(self.outdir, f"fakes-tick{tick:06d}.png"), self.grid_shape)

@@ -18,6 +18,7 @@ from keras_afgan.metrics.registry import parse_metrics
 from keras_afgan.models.discriminator import Discriminator
 from keras_afgan.models.generator import Generator
 from keras_afgan.models.sampling import class_labels
+from keras_afgan.models.sampling import inference_scope
 from keras_afgan.models.sampling import seed_latents
 from keras_afgan.training.callbacks import TrainingMonitor
 from keras_afgan.training.callbacks import atomic_write_text
@@ -298,5 +299,6 @@ def generate_images(generator, seeds, truncation_psi=1.0, class_idx=None, transl
 
     c = class_labels(generator, len(seeds), class_idx)
     set_content_transform(generator, translate, rotate)
-    return keras.ops.convert_to_numpy(generator(seed_latents(generator, seeds), c,
-                                                truncation_psi=truncation_psi))
+    with inference_scope():
+        return keras.ops.convert_to_numpy(generator(seed_latents(generator, seeds), c,
+                                                    truncation_psi=truncation_psi))

@@ -12,6 +12,7 @@ import numpy as np
 from keras import ops
 
 from keras_afgan.models.sampling import class_labels
+from keras_afgan.models.sampling import inference_scope
 from keras_afgan.models.sampling import seed_latents
 from keras_afgan.models.transforms import content_transform_matrices
 from keras_afgan.training.images import to_uint8
@@ -30,8 +31,9 @@ def _synthesize(G, ws, transforms=None, batch_size=8):
     out = []
     for i in range(0, len(ws), batch_size):
         part = None if transforms is None else transforms[i:i + batch_size]
-        out.append(to_uint8(ops.convert_to_numpy(G.synthesis(ws[i:i + batch_size],
-                                                               transform=part))))
+        with inference_scope():
+            images = G.synthesis(ws[i:i + batch_size], transform=part)
+        out.append(to_uint8(ops.convert_to_numpy(images)))
     return np.concatenate(out)
 
 

@@ -11,6 +11,7 @@ from keras_afgan.ops import design_lowpass_filter
 from keras_afgan.ops import upfirdn2d
 from keras_afgan.ops import upfirdn2d_reference
 from keras_afgan.ops.upfirdn2d import default_method
+from keras_afgan.ops.upfirdn2d import inference_resampling
 from keras_afgan.ops.upfirdn2d import polyphase_plan
 from tests.ops.numpy_reference import upfirdn2d_np
 from tests.testing import assert_close
@@ -329,8 +330,9 @@ def test_environment_overrides_the_default_method(monkeypatch):
 def test_default_method_follows_execution_mode(monkeypatch):
     monkeypatch.delenv("KERAS_AFGAN_RESAMPLING", raising=False)
     # Op by op the banded matrices; under JAX's jit and torch.compile the
-    # polyphase slices (which they fuse). TensorFlow keeps the matrices, XLA
-    # or not (see default_method). Each backend's own compiler.
+    # polyphase slices (which they fuse). TensorFlow keeps the matrices under
+    # XLA unless told that no gradient will be taken (`inference_resampling`,
+    # as in `predict`), and always in plain graphs. Each backend's own compiler.
     import keras
 
     x = ops.zeros((1, 4, 4, 1))
@@ -354,7 +356,11 @@ def test_default_method_follows_execution_mode(monkeypatch):
 
         tf.function(fn, jit_compile=True)(x)
         tf.function(fn, jit_compile=False)(x)
-        expected = ["matrix", "matrix"]
+        with inference_resampling():
+            tf.function(fn, jit_compile=True)(x)
+            tf.function(fn, jit_compile=False)(x)
+            fn(x)
+        expected = ["matrix", "matrix", "polyphase", "matrix", "matrix"]
     else:
         import torch
 
