@@ -12,6 +12,7 @@ import pytest
 
 from keras_afgan.models.sampling import inference_scope
 from keras_afgan.ops import blur_images
+from tests.conftest import GOLDEN_CASES
 from tests.testing import assert_close
 from tests.testing import to_numpy
 
@@ -106,10 +107,12 @@ class SynthesisModel(keras.Model):
         return self.synthesis(ws, training=training)
 
 
+@pytest.mark.parametrize("case", [c for c in GOLDEN_CASES if c != "t32"], indirect=True)
 def test_synthesis_predict(case, models):
     """Keras's `predict`: compiled on TensorFlow and JAX (the polyphase resampling
     under XLA: `predict` passes training=False), no gradients on torch (its CPU
-    inference path)."""
+    inference path). t16 and r32c (T and R layers); t32 repeats t16's layer kinds
+    and would add ~20 s of XLA compilation on TensorFlow."""
     G, _ = models
     model = SynthesisModel(G.synthesis)
     # XLA on TensorFlow and JAX (Keras would not pick it for TF on a CPU by

@@ -6,4 +6,5 @@ from keras_afgan.models.generator import generator_with_dtype
 from keras_afgan.models.presets import PRESETS
 from keras_afgan.models.presets import discriminator_from_preset
 from keras_afgan.models.presets import generator_from_preset
+from keras_afgan.models.sampling import inference_scope
 from keras_afgan.models.specs import synthesis_spec

@@ -174,10 +174,12 @@ class AliasFreeGAN(keras.Model):
                 each is wrapped in a `LossScaleOptimizer` unless it is one.
             optimizer: a ready `MultiOptimizer` (used when a saved model is
                 restored); overrides the two above.
-            **kwargs: passed to `keras.Model.compile` (`jit_compile` defaults
-                to True except on torch, which runs eager: compiled torch
-                cannot do R1's double backward, and under a tf.distribute
-                strategy, whose step spans several devices).
+            **kwargs: passed to `keras.Model.compile`. `jit_compile`
+                defaults to True on JAX; on TensorFlow to True where a GPU or
+                TPU is present (on a CPU, XLA was no faster and took ~40 s to
+                compile), never under a tf.distribute strategy, whose step
+                spans several devices; False on torch, which runs eager
+                (compiled torch cannot do R1's double backward).
         """
         if optimizer is None:
             default_g, default_d = default_optimizers(self.r1_interval)
