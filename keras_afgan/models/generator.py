@@ -14,7 +14,9 @@ class Generator(keras.Model):
     `[N, R, R, img_channels]` (roughly in [-1, 1]); `G.mapping(z, c, ...)`
     returns ws `[N, num_ws, w_dim]`; `G.synthesis(ws)` returns images.
     `c` is `[N, c_dim]` (one-hot labels) or, for an unconditional model,
-    `None` or a zero-width `[N, 0]` array.
+    `None` or a zero-width `[N, 0]` array. Calls with `training=False` (as
+    Keras's `predict` makes) promise no gradient: TensorFlow's XLA then
+    resamples in its faster inference form.
 
     `dtype` (a Keras dtype policy such as "mixed_bfloat16") reaches every
     sublayer; under a mixed policy the mapping network and the Fourier input

@@ -19,6 +19,10 @@ def filtered_lrelu(x, fu=None, fd=None, b=None, up=1, down=1, padding=0,
     low-pass `fd` removes what the nonlinearity created above the new
     Nyquist limit before decimation).
 
+    On torch, where no gradient is recorded on the CPU (`predict`,
+    `torch.no_grad()`), the same op runs image by image in the cache
+    (`keras_afgan.ops.torch_kernels`); everywhere else in keras.ops.
+
     Args:
         x: `[N, H, W, C]`.
         fu: 1-D up filter (numpy) or `None`.
