@@ -4,7 +4,8 @@
 cropping, convolution and decimation together are one linear map from
 `in_size` samples to `out_size` samples; it is applied in one of two forms:
 
-- "polyphase" (under JAX's jit or torch.compile): output sample
+- "polyphase" (under JAX's jit, torch.compile, and TensorFlow's XLA within
+  `inference_resampling()`): output sample
   `j = q * P + r` of phase `r` is `sum_t h_r[t] * x[q * S + o_r + t]`, a
   short filter on strided slices of the (zero-padded) input, with
   `P = up / gcd(up, down)` phases and input stride `S = down / gcd(up, down)`. Only the taps that meet input samples
@@ -15,7 +16,7 @@ cropping, convolution and decimation together are one linear map from
   custom gradient):
   differentiating the slices themselves gives interior pads and scatters
   that XLA compiles ~5x and runs 3-5x slower.
-- "matrix" (op by op, and on TensorFlow; see `default_method`): the whole
+- "matrix" (op by op, and TensorFlow's train steps; see `default_method`): the whole
   map as a small banded `[out_size, in_size]` matrix, applied as one
   broadcast matrix product per axis: few large ops.
 
