@@ -118,9 +118,9 @@ def restore_and_export(saved_path, out_path, batches_path=None):
     out["jit_compile"] = gan.jit_compile
     out["accelerator"] = False
     if keras.config.backend() == "tensorflow":
-        import tensorflow as tf
+        from keras_afgan.training.steps.tensorflow import accelerator_present
 
-        out["accelerator"] = any(tf.config.list_physical_devices(k) for k in ("GPU", "TPU"))
+        out["accelerator"] = accelerator_present()
     if batches_path is not None:
         with np.load(batches_path) as data:
             _fit(gan, {key: data[f"0/{key}"] for key in ("images", "labels", "latents")})
