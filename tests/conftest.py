@@ -41,11 +41,17 @@ GOLDEN_DIR = pathlib.Path(
 
 
 def _discover_cases():
-    # Every CASE.json beside a CASE.npz is a case, so added cases are tested too.
-    return tuple(sorted(
-        p.stem for p in GOLDEN_DIR.glob("*.json")
-        if (GOLDEN_DIR / f"{p.stem}.npz").exists() and not p.stem.endswith(("_train", "_eqops"))
-    )) or ("t16", "t32", "r32c")
+    # Every StyleGAN3 CASE.json beside a CASE.npz is a case, so added cases are
+    # tested too (the folder also holds StyleGAN2 generator cases and the ADA
+    # augmentation vectors, which have their own tests).
+    cases = []
+    for path in sorted(GOLDEN_DIR.glob("*.json")):
+        if not (GOLDEN_DIR / f"{path.stem}.npz").exists():
+            continue
+        meta = json.loads(path.read_text())
+        if isinstance(meta, dict) and str(meta.get("cfg", "")).startswith("stylegan3"):
+            cases.append(path.stem)
+    return tuple(cases) or ("t16", "t32", "r32c")
 
 
 GOLDEN_CASES = _discover_cases()
@@ -98,26 +104,52 @@ def case(request):
     return golden_case(request.param)
 
 
+@pytest.fixture(scope="module")
+def builtin_data_dir(tmp_path_factory):
+    """`KERAS_AFGAN_DATA_DIR` for a module's training runs (subprocesses too):
+    the built-in dataset is prepared once per test worker, in its temp dir."""
+    old = os.environ.get("KERAS_AFGAN_DATA_DIR")
+    os.environ["KERAS_AFGAN_DATA_DIR"] = str(tmp_path_factory.getbasetemp() / "tfds")
+    yield os.environ["KERAS_AFGAN_DATA_DIR"]
+    if old is None:
+        del os.environ["KERAS_AFGAN_DATA_DIR"]
+    else:
+        os.environ["KERAS_AFGAN_DATA_DIR"] = old
+
+
 @pytest.fixture(scope="session")
-def inception_file(tmp_path_factory):
+def inception_file():
     """A randomly initialised InceptionV3 (no top) saved as a weights file.
 
     Stands in for the ImageNet weights (not downloadable here): FID/KID tests
     need the same weights on every backend, not good ones. The batch-norm
     statistics are set from one batch of noise images (momentum 0, training
     mode): with the initial ones (0 and 1) the features hardly depend on the input.
-    """
-    import keras
-    import numpy as np
 
-    path = str(tmp_path_factory.mktemp("inception") / "inception_random.weights.h5")
-    keras.utils.set_random_seed(0)
-    model = keras.applications.InceptionV3(include_top=False, weights=None, pooling="avg",
-                                           input_shape=(299, 299, 3))
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.momentum = 0.0
-    noise = np.random.default_rng(0).uniform(-1, 1, (8, 299, 299, 3)).astype("float32")
-    model(noise, training=True)
-    model.save_weights(path)
-    return path
+    Made once for the whole test run (every worker and backend job) under
+    `.cache/test-inception/`, whichever backend gets there first: building it
+    took about a minute per worker on JAX (an eager 299 px InceptionV3 pass).
+    The tests compare backends on one file, never with values of their own.
+    """
+    import fcntl
+
+    import keras
+
+    folder = pathlib.Path(__file__).resolve().parents[1] / ".cache" / "test-inception"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"inception_random-keras{keras.__version__}.weights.h5"
+    with open(folder / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one writer; the others wait, then read
+        if not path.exists():
+            keras.utils.set_random_seed(0)
+            model = keras.applications.InceptionV3(include_top=False, weights=None,
+                                                   pooling="avg", input_shape=(299, 299, 3))
+            for layer in model.layers:
+                if isinstance(layer, keras.layers.BatchNormalization):
+                    layer.momentum = 0.0
+            noise = np.random.default_rng(0).uniform(-1, 1, (8, 299, 299, 3)).astype("float32")
+            model(noise, training=True)
+            partial = folder / f"partial-{os.getpid()}.weights.h5"
+            model.save_weights(str(partial))
+            os.replace(partial, path)
+    return str(path)

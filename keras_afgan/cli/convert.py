@@ -3,8 +3,10 @@
     afgan-convert --source=stylegan3-t-ffhq-1024x1024.pkl --outdir=models/ffhq
     afgan-export --network=models/ffhq/G_ema.keras --outdir=exported/ffhq/1
 
-Writes `G_ema.keras`, `G.keras` and `D.keras` (those the pickle holds) and
-`training_set_kwargs.json` when present. The pickle is read without importing
+Writes `G_ema.keras`, `G.keras` and `D.keras` (those the pickle holds),
+`augment.json` (the augmentation settings and probability) and
+`training_set_kwargs.json` when present. `afgan-train --resume=DIR`
+fine-tunes from the directory. The pickle is read without importing
 or running any of its code (see keras_afgan.convert.snapshot); PyTorch is
 needed to decode its tensors. The .keras files load on every backend.
 """
@@ -44,11 +46,12 @@ def convert(source, outdir, overwrite=False):
             models[key].save(partial)
             os.replace(partial, targets[key])
             written.append(targets[key])
-    if "training_set_kwargs" in models:
-        path = os.path.join(outdir, "training_set_kwargs.json")
-        with open(path, "w") as f:
-            json.dump(models["training_set_kwargs"], f, indent=2, sort_keys=True, default=str)
-        written.append(path)
+    for key in ("augment", "training_set_kwargs"):
+        if key in models:
+            path = os.path.join(outdir, f"{key}.json")
+            with open(path, "w") as f:
+                json.dump(models[key], f, indent=2, sort_keys=True, default=str)
+            written.append(path)
     return written
 
 

@@ -6,8 +6,14 @@
     KERAS_BACKEND=torch torchrun --nproc_per_node=2 -m keras_afgan.cli.train \
         --strategy=ddp --outdir=runs/ffhq ...
 
+    # Fine-tune a pretrained model (a reference .pkl, a training checkpoint
+    # or an afgan-convert directory) on a small dataset:
+    afgan-train --outdir=runs/mine --resume=stylegan3-t-ffhqu-256x256.pkl \
+        --data=~/mine.zip --mirror --freezed=4 --gamma=2 --kimg=200
+
 Flags follow the reference's train.py. A run restarted with the same
---outdir continues from its last checkpoint.
+--outdir continues from its last checkpoint (flags left out keep the run's
+settings).
 """
 
 from absl import app
@@ -35,7 +41,15 @@ flags.DEFINE_integer("cmax", None, "Max. feature maps.")
 flags.DEFINE_integer("map-depth", None, "Mapping network depth.")
 flags.DEFINE_integer("mbstd-group", None, "Minibatch std group size.")
 flags.DEFINE_integer("seed", None, "Random seed.")
-flags.DEFINE_string("resume", None, "Start from this training checkpoint (.keras).")
+flags.DEFINE_string("resume", None,
+                    "Fine-tune these pretrained networks: a reference snapshot .pkl, a training "
+                    "checkpoint .keras or an afgan-convert directory. Their architecture is "
+                    "kept; kimg, ticks and schedules start at 0.")
+flags.DEFINE_integer("freezed", None, "Freeze-D: the first N discriminator layers are not "
+                     "trained (default 0).")
+flags.DEFINE_integer("conv-clamp", None, "Clamp of conv activations (default 256; 0: none).")
+flags.DEFINE_integer("fp16-res", None, "Under mixed precision, the number of highest "
+                     "resolutions that compute in reduced precision (default 4).")
 flags.DEFINE_string("preset", None, "Run preset: 'tiny' (CPU-sized, 32 px).")
 flags.DEFINE_string("metrics", None,
                     "Metrics at each snapshot, e.g. eqt50k_int,eqr50k,fid50k_full (afgan-metrics).")
@@ -67,6 +81,8 @@ def main(argv):
         snap=_FLAGS.snap, mirror=_FLAGS.mirror, cond=_FLAGS.cond, glr=_FLAGS.glr,
         dlr=_FLAGS.dlr, cbase=_FLAGS.cbase, cmax=_FLAGS.cmax, map_depth=_FLAGS["map-depth"].value,
         mbstd_group=_FLAGS["mbstd-group"].value, seed=_FLAGS.seed, resume=_FLAGS.resume,
+        freezed=_FLAGS.freezed, conv_clamp=_FLAGS["conv-clamp"].value,
+        fp16_res=_FLAGS["fp16-res"].value,
         preset=_FLAGS.preset, metrics=_FLAGS.metrics,
         metrics_num=_FLAGS["metrics-num"].value, inception=_FLAGS.inception,
         strategy=_FLAGS.strategy, precision=_FLAGS.precision,

@@ -22,10 +22,8 @@ _G_SYNTHESIS_KEYS = (
     "channel_base", "channel_max", "num_layers", "num_critical", "first_cutoff",
     "first_stopband", "last_stopband_rel", "margin_size", "output_scale", "conv_kernel",
     "filter_size", "lrelu_upsampling", "use_radial_filters", "conv_clamp", "magnitude_ema_beta",
+    "num_fp16_res",
 )
-# Reference settings that have no meaning here: fp16 layers are chosen with a
-# Keras dtype policy instead.
-_IGNORED_KEYS = ("num_fp16_res",)
 
 
 def _unexpected(kind, names):
@@ -51,8 +49,6 @@ def generator_kwargs_from_reference(z_dim, c_dim, w_dim, img_resolution, img_cha
             kwargs[ours] = mapping_kwargs.pop(ref)
     if mapping_kwargs:
         _unexpected("mapping_kwargs", mapping_kwargs)
-    for key in _IGNORED_KEYS:
-        synthesis_kwargs.pop(key, None)
     unknown = set(synthesis_kwargs) - set(_G_SYNTHESIS_KEYS)
     if unknown:
         _unexpected("generator arguments", unknown)
@@ -62,17 +58,25 @@ def generator_kwargs_from_reference(z_dim, c_dim, w_dim, img_resolution, img_cha
 
 def discriminator_kwargs_from_reference(c_dim, img_resolution, img_channels=3,
                                         architecture="resnet", channel_base=32768,
-                                        channel_max=512, conv_clamp=None, cmap_dim=None,
-                                        block_kwargs=None, mapping_kwargs=None,
-                                        epilogue_kwargs=None, num_fp16_res=None):
-    """Translate the reference's `D_kwargs` into `Discriminator` arguments."""
+                                        channel_max=512, num_fp16_res=4, conv_clamp=256,
+                                        cmap_dim=None, block_kwargs=None, mapping_kwargs=None,
+                                        epilogue_kwargs=None):
+    """Translate the reference's `D_kwargs` into `Discriminator` arguments.
+
+    The defaults are the reference class's (`num_fp16_res=4`,
+    `conv_clamp=256`): its `train.py` passes them only with `--fp32`.
+    `block_kwargs={'freeze_layers': N}` (always in `train.py`'s kwargs) is
+    Freeze-D.
+    """
     if architecture != "resnet":
         raise ValueError(f"Expected architecture='resnet'. Received: architecture={architecture!r}")
+    block_kwargs = dict(block_kwargs or {})
+    freeze_layers = block_kwargs.pop("freeze_layers", 0)
     if block_kwargs:
         _unexpected("block_kwargs", block_kwargs)
     kwargs = dict(c_dim=c_dim, img_resolution=img_resolution, img_channels=img_channels,
                   channel_base=channel_base, channel_max=channel_max, conv_clamp=conv_clamp,
-                  cmap_dim=cmap_dim)
+                  cmap_dim=cmap_dim, num_fp16_res=num_fp16_res, freeze_layers=freeze_layers)
     mapping_kwargs = dict(mapping_kwargs or {})
     for ref, ours in (("num_layers", "mapping_layers"), ("lr_multiplier", "mapping_lr_multiplier")):
         if ref in mapping_kwargs:
@@ -257,6 +261,19 @@ def discriminator_from_reference(state, **D_kwargs):
     """Build a `Discriminator` from the reference's state dict and `D_kwargs`."""
     D = Discriminator(**discriminator_kwargs_from_reference(**D_kwargs))
     return _load(D, state, _discriminator_entries(D), _discriminator_constants(D), "discriminator")
+
+
+def reference_variables(model):
+    """`{reference state-dict name: variable}` for every weight of a `Generator`
+    or `Discriminator` (parameters and buffers alike)."""
+    if isinstance(model, Generator):
+        entries = _generator_entries(model)
+    elif isinstance(model, Discriminator):
+        entries = _discriminator_entries(model)
+    else:
+        raise ValueError(
+            f"Expected a Generator or Discriminator. Received: {type(model).__name__}")
+    return {name: variable for name, (variable, _) in entries.items()}
 
 
 def generator_to_reference(G, include_constants=True):

@@ -43,6 +43,12 @@ _GENERATOR_ARGS = ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels",
 _DISCRIMINATOR_ARGS = ("c_dim", "img_resolution", "img_channels", "architecture",
                        "channel_base", "channel_max", "num_fp16_res", "conv_clamp", "cmap_dim",
                        "block_kwargs", "mapping_kwargs", "epilogue_kwargs")
+# The reference's `training.augment.AugmentPipe` arguments, in order.
+AUGMENT_ARGS = ("xflip", "rotate90", "xint", "xint_max", "scale", "rotate", "aniso", "xfrac",
+                "scale_std", "rotate_max", "aniso_std", "xfrac_std", "brightness", "contrast",
+                "lumaflip", "hue", "saturation", "brightness_std", "contrast_std", "hue_max",
+                "saturation_std", "imgfilter", "imgfilter_bands", "imgfilter_std", "noise",
+                "cutout", "noise_std", "cutout_size")
 
 
 class PersistentObject:
@@ -230,17 +236,49 @@ def _check_stylegan3_generator(obj, key):
             "StyleGAN3 (Alias-Free GAN, configs T and R) snapshots are supported.")
 
 
+def read_augment_pipe(obj):
+    """The settings and probability of a snapshot's `augment_pipe`.
+
+    Returns `{"kwargs": {...}, "p": float}`: the constructor arguments the
+    pipe was built with (as `AugmentPipe(**kwargs)` takes them) and its
+    buffer `p`, the augmentation probability when the snapshot was taken.
+    """
+    if not isinstance(obj, PersistentObject) or obj.class_name != "AugmentPipe":
+        raise ValueError(
+            "Expected augment_pipe to be the reference's AugmentPipe (or None). Received: "
+            f"{getattr(obj, 'class_name', type(obj).__name__)}")
+    kwargs = constructor_kwargs(obj, AUGMENT_ARGS)
+    unknown = set(kwargs) - set(AUGMENT_ARGS)
+    if unknown:
+        raise ValueError(f"Unexpected augment_pipe arguments: {sorted(unknown)}")
+    p = (obj.state.get("_buffers") or {}).get("p")
+    if p is None:
+        raise ValueError("Expected augment_pipe to hold its probability buffer 'p'. "
+                         "Received: no 'p' buffer")
+    p = _as_numpy(p, "augment_pipe.p")
+    if p.size != 1 or not np.isfinite(p).all() or not 0 <= float(p.reshape(())) <= 1:
+        raise ValueError(f"Expected augment_pipe.p to be one number in [0, 1]. Received: {p!r}")
+    return {"kwargs": kwargs, "p": float(p.reshape(()))}
+
+
 def load_reference_pickle(path):
     """keras_afgan models from a reference snapshot pickle, without its code.
 
+    Reads what the reference's training loop writes (`network-snapshot-*.pkl`,
+    with the constructor arguments its `train.py` passes: Freeze-D's
+    `block_kwargs`, `--fp32`'s `num_fp16_res`/`conv_clamp`, ...) and NVIDIA's
+    published StyleGAN3 models. Any constructor argument keras_afgan does not
+    know is refused with its name.
+
     Args:
-        path: a `.pkl` written by the reference's training loop (or a
-            published pretrained StyleGAN3 model).
+        path: the `.pkl` file.
 
     Returns:
         A dict with `G`, `D`, `G_ema` (those present in the file: published
         models may hold only some) as keras_afgan `Generator` /
-        `Discriminator`, and `training_set_kwargs` when the file has it.
+        `Discriminator`; `augment` (`{"kwargs", "p"}`, see
+        `read_augment_pipe`) when the run trained with augmentation; and
+        `training_set_kwargs` when the file has it.
     """
     data = read_snapshot(path)
     found = [key for key in NETWORKS if data.get(key) is not None]
@@ -263,7 +301,8 @@ def load_reference_pickle(path):
                 raise ValueError(f"Expected D to be a Discriminator. Received: {obj.class_name}")
             result[key] = discriminator_from_reference(
                 flatten_state(obj), **constructor_kwargs(obj, _DISCRIMINATOR_ARGS))
+    if data.get("augment_pipe") is not None:
+        result["augment"] = read_augment_pipe(data["augment_pipe"])
     if data.get("training_set_kwargs") is not None:
         result["training_set_kwargs"] = _plain(data["training_set_kwargs"])
     return result
-

@@ -12,6 +12,7 @@ from keras_afgan.data.sources import ImageDataset
 
 _SHUFFLE_STREAM = 0  # keys (seed, stream) folded with the epoch or step: no overlap
 _LATENT_STREAM = 1
+_GEN_LABEL_STREAM = 2
 
 
 def training_dataset(images, batch_size, z_dim=512, mirror=False, seed=0, start_step=0,
@@ -31,7 +32,10 @@ def training_dataset(images, batch_size, z_dim=512, mirror=False, seed=0, start_
     3. images to float32 in [-1, 1] (`x / 127.5 - 1`);
     4. labels to one-hot float32 (`[B, 0]` for an unlabelled dataset);
     5. latents `[B, 2, z_dim]` (the z of Gmain and Dmain) from
-       `tf.random.stateless_normal` keyed by (seed, step).
+       `tf.random.stateless_normal` keyed by (seed, step);
+    6. the fake images' labels `[B, 2, c_dim]` (those of Gmain and Dmain):
+       labels of dataset images drawn uniformly at random, independently of
+       the real batch, keyed by (seed, step), as the reference's `gen_c`.
 
     With `rows` (multi-device training, `keras_afgan.training.distribute`)
     the pipeline keeps only those rows of each batch, in that order (images
@@ -55,8 +59,9 @@ def training_dataset(images, batch_size, z_dim=512, mirror=False, seed=0, start_
 
     Returns:
         A `tf.data.Dataset` of dicts: `images` float32 `[B, R, R, C]`,
-        `labels` float32 `[B, c_dim]`, `latents` float32 `[B, 2, z_dim]`
-        (B is `rows_per_batch` with `rows`).
+        `labels` float32 `[B, c_dim]`, `latents` float32 `[B, 2, z_dim]`,
+        `gen_labels` float32 `[B, 2, c_dim]` (B is `rows_per_batch` with
+        `rows`).
     """
     import tensorflow as tf
 
@@ -104,8 +109,15 @@ def training_dataset(images, batch_size, z_dim=512, mirror=False, seed=0, start_
         size = batch_size
         z = tf.random.stateless_normal([batch_size, 2, z_dim], key(_LATENT_STREAM, step),
                                        alg="philox")
+        if labels is None:
+            gen_c = tf.zeros([batch_size, 2, 0], tf.float32)
+        else:
+            drawn = tf.random.stateless_uniform([batch_size, 2], key(_GEN_LABEL_STREAM, step),
+                                                maxval=num_images, dtype=tf.int64, alg="philox")
+            gen_c = tf.one_hot(tf.gather(labels, drawn), images.c_dim, dtype=tf.float32)
         if rows is not None:
             index, z, size = tf.gather(index, rows), tf.gather(z, rows), len(rows)
+            gen_c = tf.gather(gen_c, rows)
         source = index % num_images
 
         # Gather in numpy: capturing the uint8 array in the graph would copy it (twice).
@@ -118,7 +130,7 @@ def training_dataset(images, batch_size, z_dim=512, mirror=False, seed=0, start_
             c = tf.zeros([size, 0], tf.float32)
         else:
             c = tf.one_hot(tf.gather(labels, source), images.c_dim, dtype=tf.float32)
-        return {"images": x, "labels": c, "latents": z}
+        return {"images": x, "labels": c, "latents": z, "gen_labels": gen_c}
 
     dataset = (tf.data.Dataset.counter(start=start_step)
                .map(make_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True))

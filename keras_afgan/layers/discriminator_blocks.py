@@ -25,10 +25,15 @@ class DiscriminatorBlock(keras.layers.Layer):
         out_channels: channels of the output.
         img_channels: image channels (first block).
         conv_clamp: clamp of the conv activations, or `None`.
+        first_layer_idx: index of this block's first layer in the
+            discriminator, counting from the input (fromRGB, conv0, conv1,
+            skip in that order).
+        freeze_layers: the discriminator's first `freeze_layers` layers are
+            frozen (Freeze-D): those of this block get `trainable = False`.
     """
 
     def __init__(self, resolution, in_channels, tmp_channels, out_channels, img_channels=3,
-                 conv_clamp=None, **kwargs):
+                 conv_clamp=None, first_layer_idx=0, freeze_layers=0, **kwargs):
         super().__init__(**kwargs)
         self.resolution = int(resolution)
         self.in_channels = int(in_channels)
@@ -36,6 +41,8 @@ class DiscriminatorBlock(keras.layers.Layer):
         self.out_channels = int(out_channels)
         self.img_channels = int(img_channels)
         self.conv_clamp = conv_clamp
+        self.first_layer_idx = int(first_layer_idx)
+        self.freeze_layers = int(freeze_layers)
         dtype = self.dtype_policy
         self.fromrgb = None
         if self.in_channels == 0:
@@ -47,6 +54,23 @@ class DiscriminatorBlock(keras.layers.Layer):
                                      conv_clamp=conv_clamp, dtype=dtype, name="conv1")
         self.skip = EqualizedConv2D(out_channels, 1, use_bias=False, down=2, dtype=dtype,
                                     name="skip")
+        self.freeze()
+
+    @property
+    def conv_layers(self):
+        """The block's layers in the reference's order (fromRGB, conv0, conv1, skip)."""
+        return [layer for layer in (self.fromrgb, self.conv0, self.conv1, self.skip)
+                if layer is not None]
+
+    @property
+    def num_layers(self):
+        return len(self.conv_layers)
+
+    def freeze(self):
+        """Mark the layers before `freeze_layers` (by discriminator index) not trainable."""
+        for index, layer in enumerate(self.conv_layers, start=self.first_layer_idx):
+            if index < self.freeze_layers:
+                layer.trainable = False
 
     def build(self, input_shape=None):
         r = self.resolution
@@ -76,6 +100,8 @@ class DiscriminatorBlock(keras.layers.Layer):
             "out_channels": self.out_channels,
             "img_channels": self.img_channels,
             "conv_clamp": self.conv_clamp,
+            "first_layer_idx": self.first_layer_idx,
+            "freeze_layers": self.freeze_layers,
         })
         return config
 

@@ -24,6 +24,12 @@ class SynthesisLayer(keras.layers.Layer):
     config R's non-critical layers). ToRGB: 1x1 conv, styles times
     `1 / sqrt(in_channels)`, no demodulation, no filters, slope 1, gain 1.
 
+    Under a mixed dtype policy the convolution and the nonlinearity run in
+    the compute dtype; the styles (the affine layer), the weight's
+    normalisation and the (de)modulation coefficients stay float32, as in
+    the reference. Which layers get a mixed policy is the synthesis
+    network's choice (`num_fp16_res`).
+
     The arguments are those of `keras_afgan.models.specs.LayerSpec`; the
     filters and padding are derived from them.
     """
@@ -73,20 +79,26 @@ class SynthesisLayer(keras.layers.Layer):
                  + up_taps + down_taps - 2)
         lo = (total + self.up_factor) // 2
         self.padding = (lo, total - lo, lo, total - lo)
-        self.affine = EqualizedDense(self.in_channels, bias_init=1.0, dtype=self.dtype_policy,
-                                     name="affine")
+        self.affine = EqualizedDense(self.in_channels, bias_init=1.0,
+                                     dtype=self.dtype_policy.variable_dtype, name="affine")
 
     def build(self, input_shape=None):
         self.affine.build((None, self.w_dim))
         k = self.kernel_size
+        # Read in float32 (not autocast): the modulation math needs it.
         self.kernel = self.add_weight(
             name="kernel", shape=(k, k, self.in_channels, self.out_channels),
-            initializer=keras.initializers.RandomNormal(stddev=1.0),
+            initializer=keras.initializers.RandomNormal(stddev=1.0), autocast=False,
         )
         self.bias = self.add_weight(name="bias", shape=(self.out_channels,), initializer="zeros")
         self.magnitude_ema = self.add_weight(
             name="magnitude_ema", shape=(), initializer="ones", trainable=False, autocast=False,
         )
+
+    @property
+    def input_dtype(self):
+        # w reaches the (float32) affine layer unrounded; x is cast below.
+        return self.dtype_policy.variable_dtype
 
     def call(self, x, w, update_emas=False):
         if update_emas:
@@ -97,8 +109,8 @@ class SynthesisLayer(keras.layers.Layer):
         styles = self.affine(w)
         if self.is_torgb:
             styles = styles * (1 / math.sqrt(self.in_channels * self.kernel_size**2))
-        x = modulated_conv2d(x, self.kernel, styles, demodulate=not self.is_torgb,
-                             input_gain=input_gain)
+        x = modulated_conv2d(ops.cast(x, self.compute_dtype), self.kernel, styles,
+                             demodulate=not self.is_torgb, input_gain=input_gain)
         return filtered_lrelu(
             x, fu=self.up_filter, fd=self.down_filter, b=self.bias,
             up=self.up_factor, down=self.down_factor, padding=self.padding,

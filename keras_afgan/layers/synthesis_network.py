@@ -17,7 +17,10 @@ class SynthesisNetwork(keras.layers.Layer):
 
     ws[:, 0] drives the Fourier input's rotation/translation, ws[:, i + 1]
     the styles of layer i. The schedule comes from `specs.synthesis_spec`;
-    the output is the ToRGB result times `output_scale`. `call(ws,
+    the output is the ToRGB result times `output_scale`. Under a mixed dtype
+    policy only the layers with `s_i * 2^num_fp16_res > R` (the reference's
+    `num_fp16_res` highest resolutions) compute in reduced precision; the
+    Fourier input and the other layers stay float32. `call(ws,
     transform=...)` takes optional per-sample input transforms `[N, 3, 3]`
     (see `models.transforms.content_transform_matrices`) that move each
     sample's content on top of the stored `input.transform`.
@@ -28,7 +31,7 @@ class SynthesisNetwork(keras.layers.Layer):
                  first_stopband=2**2.1, last_stopband_rel=2**0.3, margin_size=10,
                  output_scale=0.25, conv_kernel=3, filter_size=6, lrelu_upsampling=2,
                  use_radial_filters=False, conv_clamp=256, magnitude_ema_beta=0.999,
-                 seed=None, **kwargs):
+                 num_fp16_res=4, seed=None, **kwargs):
         super().__init__(**kwargs)
         self.w_dim = int(w_dim)
         self.img_resolution = img_resolution
@@ -48,6 +51,7 @@ class SynthesisNetwork(keras.layers.Layer):
         self.use_radial_filters = bool(use_radial_filters)
         self.conv_clamp = conv_clamp
         self.magnitude_ema_beta = float(magnitude_ema_beta)
+        self.num_fp16_res = int(num_fp16_res)
         self.seed = seed
 
         self.spec = synthesis_spec(
@@ -57,6 +61,7 @@ class SynthesisNetwork(keras.layers.Layer):
             last_stopband_rel=last_stopband_rel, margin_size=margin_size,
             conv_kernel=conv_kernel, use_radial_filters=use_radial_filters,
             filter_size=filter_size, lrelu_upsampling=lrelu_upsampling,
+            num_fp16_res=num_fp16_res,
         )
         self.num_ws = self.spec.num_ws
         spec_in = self.spec.input
@@ -76,7 +81,9 @@ class SynthesisNetwork(keras.layers.Layer):
                 conv_kernel=conv_kernel, filter_size=filter_size,
                 lrelu_upsampling=lrelu_upsampling, use_radial_filters=use_radial_filters,
                 conv_clamp=conv_clamp, magnitude_ema_beta=magnitude_ema_beta,
-                dtype=self.dtype_policy, name=s.name,
+                dtype=self.dtype_policy if s.reduced_precision
+                else self.dtype_policy.variable_dtype,
+                name=s.name,
             )
             for s in self.spec.layers
         ]
@@ -135,6 +142,6 @@ class SynthesisNetwork(keras.layers.Layer):
                 "num_layers", "num_critical", "first_cutoff", "first_stopband",
                 "last_stopband_rel", "margin_size", "output_scale", "conv_kernel",
                 "filter_size", "lrelu_upsampling", "use_radial_filters", "conv_clamp",
-                "magnitude_ema_beta", "seed")
+                "magnitude_ema_beta", "num_fp16_res", "seed")
         })
         return config

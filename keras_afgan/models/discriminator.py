@@ -8,6 +8,7 @@ from keras_afgan.layers.discriminator_blocks import DiscriminatorEpilogue
 from keras_afgan.layers.mapping import MappingNetwork
 from keras_afgan.layers.mapping import check_width
 from keras_afgan.models.specs import discriminator_channels
+from keras_afgan.models.specs import discriminator_fp16_resolution
 
 
 @keras.saving.register_keras_serializable(package="keras_afgan")
@@ -19,6 +20,10 @@ class Discriminator(keras.Model):
     labels through an 8-layer mapping network to `cmap_dim` (default: the
     4x4 channel count) and projects the output on it.
 
+    Under a mixed dtype policy only the blocks of the `num_fp16_res` highest
+    resolutions compute in reduced precision; the other blocks, the label
+    mapping and the epilogue compute in float32 (as the reference's).
+
     Args:
         c_dim: label width (0 for unconditional).
         img_resolution: input size, a power of two >= 16.
@@ -28,12 +33,17 @@ class Discriminator(keras.Model):
         cmap_dim: width of the label projection (conditional only).
         mapping_layers, mapping_lr_multiplier: the label mapping network.
         mbstd_group_size, mbstd_num_channels: minibatch standard deviation.
+        num_fp16_res: how many blocks (from the highest resolution) compute
+            in reduced precision under a mixed dtype policy.
+        freeze_layers: Freeze-D: the first `freeze_layers` conv layers,
+            counted from the input (b{R}: fromRGB, conv0, conv1, skip; then
+            each block's conv0, conv1, skip), are not trained.
     """
 
     def __init__(self, c_dim=0, img_resolution=256, img_channels=3, channel_base=32768,
                  channel_max=512, conv_clamp=256, cmap_dim=None, mapping_layers=8,
                  mapping_lr_multiplier=0.01, mbstd_group_size=4, mbstd_num_channels=1,
-                 **kwargs):
+                 num_fp16_res=4, freeze_layers=0, **kwargs):
         super().__init__(**kwargs)
         if int(c_dim) != c_dim or c_dim < 0:
             raise ValueError(f"Expected c_dim to be an integer >= 0. Received: {c_dim!r}")
@@ -49,17 +59,27 @@ class Discriminator(keras.Model):
         self.mapping_lr_multiplier = float(mapping_lr_multiplier)
         self.mbstd_group_size = mbstd_group_size
         self.mbstd_num_channels = int(mbstd_num_channels)
+        self.num_fp16_res = int(num_fp16_res)
+        if int(freeze_layers) != freeze_layers or freeze_layers < 0:
+            raise ValueError(
+                f"Expected freeze_layers to be an integer >= 0. Received: {freeze_layers!r}")
+        self.freeze_layers = int(freeze_layers)
+        fp16_resolution = discriminator_fp16_resolution(self.img_resolution, num_fp16_res)
+        float32 = self.dtype_policy.variable_dtype
 
-        resolutions = [res for res in channels if res > 4]
-        self.blocks = [
-            DiscriminatorBlock(
+        self.blocks = []
+        layer_index = 0
+        for res in (res for res in channels if res > 4):
+            block = DiscriminatorBlock(
                 res, in_channels=channels[res] if res < self.img_resolution else 0,
                 tmp_channels=channels[res], out_channels=channels[res // 2],
-                img_channels=img_channels, conv_clamp=conv_clamp, dtype=self.dtype_policy,
+                img_channels=img_channels, conv_clamp=conv_clamp,
+                first_layer_idx=layer_index, freeze_layers=self.freeze_layers,
+                dtype=self.dtype_policy if res >= fp16_resolution else float32,
                 name=f"b{res}",
             )
-            for res in resolutions
-        ]
+            layer_index += block.num_layers
+            self.blocks.append(block)
         effective_cmap = 0
         self.mapping = None
         if self.c_dim > 0:
@@ -67,14 +87,30 @@ class Discriminator(keras.Model):
             self.mapping = MappingNetwork(
                 z_dim=0, c_dim=c_dim, w_dim=effective_cmap, num_ws=None,
                 num_layers=mapping_layers, lr_multiplier=mapping_lr_multiplier,
-                dtype=self.dtype_policy, name="mapping",
+                dtype=float32, name="mapping",
             )
         self.epilogue = DiscriminatorEpilogue(
             channels[4], cmap_dim=effective_cmap, resolution=4,
             mbstd_group_size=mbstd_group_size, mbstd_num_channels=mbstd_num_channels,
-            conv_clamp=conv_clamp, dtype=self.dtype_policy, name="b4",
+            conv_clamp=conv_clamp, dtype=float32, name="b4",
         )
         self.build()
+
+    @property
+    def input_dtype(self):
+        # Images reach each block unrounded; each casts them to its own dtype.
+        return self.dtype_policy.variable_dtype
+
+    @property
+    def trainable(self):
+        return keras.Model.trainable.fget(self)
+
+    @trainable.setter
+    def trainable(self, value):
+        # Keras's setter reaches every sublayer: keep the frozen ones frozen.
+        keras.Model.trainable.fset(self, value)
+        for block in getattr(self, "blocks", ()):
+            block.freeze()
 
     def build(self, input_shape=None):
         for block in self.blocks:
@@ -93,7 +129,7 @@ class Discriminator(keras.Model):
             raise ValueError(
                 f"Expected images of shape [N, {r}, {r}, {ch}] (NHWC). Received: shape={shape}"
             )
-        x = ops.cast(img, self.compute_dtype)
+        x = img
         for block in self.blocks:
             x = block(x)
         cmap = None
@@ -122,4 +158,6 @@ class Discriminator(keras.Model):
             "mapping_lr_multiplier": self.mapping_lr_multiplier,
             "mbstd_group_size": self.mbstd_group_size,
             "mbstd_num_channels": self.mbstd_num_channels,
+            "num_fp16_res": self.num_fp16_res,
+            "freeze_layers": self.freeze_layers,
         }

@@ -18,9 +18,12 @@ class Generator(keras.Model):
     Keras's `predict` makes) promise no gradient: TensorFlow's XLA then
     resamples in its faster inference form.
 
-    `dtype` (a Keras dtype policy such as "mixed_bfloat16") reaches every
-    sublayer; under a mixed policy the mapping network and the Fourier input
-    still compute in float32, and images come out in float32.
+    `dtype` (a Keras dtype policy such as "mixed_bfloat16") sets the
+    precision: under a mixed policy only the synthesis layers of the
+    `num_fp16_res` highest resolutions compute in reduced precision (their
+    styles and modulation coefficients still in float32); the mapping
+    network, the Fourier input and the other layers compute in float32, and
+    images come out in float32.
 
     Args:
         z_dim, c_dim, w_dim: latent, label and intermediate-latent widths.
@@ -37,6 +40,9 @@ class Generator(keras.Model):
         use_radial_filters: radial (jinc) down filters (config R).
         conv_clamp: activation clamp, or `None`.
         magnitude_ema_beta: decay of the input-magnitude EMAs.
+        num_fp16_res: how many of the highest resolutions compute in
+            reduced precision under a mixed dtype policy (layers with
+            `s * 2^num_fp16_res > R`); no effect under float32.
         mapping_layers, mapping_lr_multiplier, w_avg_beta: the mapping network.
         seed: seed of the random Fourier frequencies and phases.
     """
@@ -46,8 +52,8 @@ class Generator(keras.Model):
                  first_cutoff=2, first_stopband=2**2.1, last_stopband_rel=2**0.3,
                  margin_size=10, output_scale=0.25, conv_kernel=3, filter_size=6,
                  lrelu_upsampling=2, use_radial_filters=False, conv_clamp=256,
-                 magnitude_ema_beta=0.999, mapping_layers=2, mapping_lr_multiplier=0.01,
-                 w_avg_beta=0.998, seed=None, **kwargs):
+                 magnitude_ema_beta=0.999, num_fp16_res=4, mapping_layers=2,
+                 mapping_lr_multiplier=0.01, w_avg_beta=0.998, seed=None, **kwargs):
         super().__init__(**kwargs)
         for name, value in (("z_dim", z_dim), ("w_dim", w_dim)):
             if int(value) != value or value < 1:
@@ -69,8 +75,8 @@ class Generator(keras.Model):
             last_stopband_rel=last_stopband_rel, margin_size=margin_size,
             output_scale=output_scale, conv_kernel=conv_kernel, filter_size=filter_size,
             lrelu_upsampling=lrelu_upsampling, use_radial_filters=use_radial_filters,
-            conv_clamp=conv_clamp, magnitude_ema_beta=magnitude_ema_beta, seed=seed,
-            dtype=self.dtype_policy, name="synthesis",
+            conv_clamp=conv_clamp, magnitude_ema_beta=magnitude_ema_beta,
+            num_fp16_res=num_fp16_res, seed=seed, dtype=self.dtype_policy, name="synthesis",
         )
         self.num_ws = self.synthesis.num_ws
         self.mapping = MappingNetwork(
@@ -131,6 +137,7 @@ class Generator(keras.Model):
             "use_radial_filters": s.use_radial_filters,
             "conv_clamp": s.conv_clamp,
             "magnitude_ema_beta": s.magnitude_ema_beta,
+            "num_fp16_res": s.num_fp16_res,
             "mapping_layers": self.mapping_layers,
             "mapping_lr_multiplier": self.mapping_lr_multiplier,
             "w_avg_beta": self.w_avg_beta,

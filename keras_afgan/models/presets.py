@@ -47,3 +47,15 @@ def discriminator_from_preset(name, img_resolution, **overrides):
     kwargs = get_preset(name)["discriminator"]
     kwargs.update(overrides)
     return Discriminator(img_resolution=img_resolution, **kwargs)
+
+
+def preset_of(generator):
+    """The name of the preset whose kind of layers (conv kernel, radial
+    filters) `generator` has, or None."""
+    s = generator.synthesis
+    for name, preset in PRESETS.items():
+        settings = preset["generator"]
+        if (settings["conv_kernel"] == s.conv_kernel
+                and settings["use_radial_filters"] == s.use_radial_filters):
+            return name
+    return None

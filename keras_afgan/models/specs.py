@@ -56,6 +56,7 @@ class LayerSpec:
     conv_kernel: int
     is_torgb: bool
     is_critically_sampled: bool
+    reduced_precision: bool  # among the `num_fp16_res` highest-resolution layers
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +84,7 @@ def synthesis_spec(
     use_radial_filters=False,
     filter_size=6,
     lrelu_upsampling=2,
+    num_fp16_res=0,
 ):
     """Compute the per-layer schedule of the synthesis network.
 
@@ -93,7 +95,9 @@ def synthesis_spec(
     size_i = s_i + 2 margin (the last two: R);
     channels_i = rint(min(channel_base / 2 / f_c,i, channel_max)) (last: img_channels).
     Layer i reads layer max(i-1, 0)'s specs as its input side; layer
-    `num_layers` is ToRGB.
+    `num_layers` is ToRGB. Layer i computes in reduced precision under a
+    mixed dtype policy where `s_i * 2^num_fp16_res > R` (the reference's
+    `num_fp16_res` highest resolutions).
 
     Returns:
         A `SynthesisSpec` with `num_layers + 1` `LayerSpec`s.
@@ -109,6 +113,8 @@ def synthesis_spec(
             f"Expected num_critical < num_layers. Received: num_critical={num_critical}, "
             f"num_layers={num_layers}"
         )
+    if int(num_fp16_res) != num_fp16_res or num_fp16_res < 0:
+        raise ValueError(f"Expected num_fp16_res to be an integer >= 0. Received: {num_fp16_res!r}")
     if conv_kernel not in (1, 3):
         raise ValueError(f"Expected conv_kernel to be 1 or 3. Received: {conv_kernel!r}")
 
@@ -163,6 +169,7 @@ def synthesis_spec(
             conv_kernel=kernel,
             is_torgb=is_torgb,
             is_critically_sampled=is_critical,
+            reduced_precision=bool(rates[i] * 2**int(num_fp16_res) > r),
         ))
     input_spec = InputSpec(
         channels=int(channels[0]),
@@ -171,6 +178,16 @@ def synthesis_spec(
         bandwidth=float(cutoffs[0]),
     )
     return SynthesisSpec(input=input_spec, layers=tuple(layers))
+
+
+def discriminator_fp16_resolution(img_resolution, num_fp16_res):
+    """The lowest resolution whose discriminator block computes in reduced
+    precision under a mixed dtype policy: `max(2^(log2 R + 1 - n), 8)`, so
+    the `n` highest-resolution blocks do (none for n = 0)."""
+    r = _check_resolution(img_resolution)
+    if int(num_fp16_res) != num_fp16_res or num_fp16_res < 0:
+        raise ValueError(f"Expected num_fp16_res to be an integer >= 0. Received: {num_fp16_res!r}")
+    return max(2 ** (int(math.log2(r)) + 1 - int(num_fp16_res)), 8)
 
 
 def discriminator_channels(img_resolution, channel_base=32768, channel_max=512):

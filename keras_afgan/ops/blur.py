@@ -19,7 +19,8 @@ def blur_images(images, sigma, max_sigma=None):
     Args:
         images: `[N, H, W, C]`.
         sigma: a Python number (the filter is a constant), or a scalar tensor
-            (a training schedule: one compiled graph serves every sigma).
+            (a training schedule: one compiled graph serves every sigma; once
+            `floor(3 sigma)` is 0 the images pass through untouched).
         max_sigma: with a tensor `sigma`, the largest sigma it can take; it
             fixes the filter support at `floor(3 max_sigma)`.
     """
@@ -33,9 +34,18 @@ def blur_images(images, sigma, max_sigma=None):
         raise ValueError("Expected max_sigma with a tensor sigma. Received: max_sigma=None")
     radius = int(math.floor(3 * max_sigma))
     sigma = ops.cast(sigma, "float32")
+    # Once floor(3 sigma) is 0 the filter is the identity: skip it (the
+    # reference does too) rather than multiply by identity matrices.
+    return ops.cond(ops.floor(3 * sigma) > 0, lambda: _blur(images, sigma, radius),
+                    lambda: images)
+
+
+def _blur(images, sigma, radius):
+    """`blur_images` for a tensor sigma with taps at |x| <= `radius`, masked to floor(3 sigma)."""
     taps = ops.convert_to_tensor(np.arange(-radius, radius + 1, dtype=np.float32))
     safe_sigma = ops.maximum(sigma, 1e-8)
-    f = ops.where(ops.abs(taps) <= ops.floor(3 * safe_sigma), ops.exp2(-ops.square(taps / safe_sigma)), 0.0)
+    f = ops.where(ops.abs(taps) <= ops.floor(3 * safe_sigma),
+                  ops.exp2(-ops.square(taps / safe_sigma)), 0.0)
     identity = ops.cast(taps == 0, "float32")
     f = ops.where(sigma > 0, f / ops.sum(f), identity)
     # Same-size convolution along one axis as a banded [out, in] matrix.

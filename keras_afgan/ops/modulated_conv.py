@@ -28,16 +28,21 @@ def modulated_conv2d(x, weight, styles, demodulate=True, input_gain=None):
     Returns:
         `[N, H + k - 1, W + k - 1, O]`.
     """
-    weight = ops.cast(weight, x.dtype)
-    styles = ops.cast(styles, x.dtype)
+    # The weight's normalisation, the styles and the demodulation coefficients
+    # are computed in float32 whatever the input's dtype (as the reference
+    # does under mixed precision); only the products with x and the
+    # convolution run in x's dtype.
+    weight = ops.cast(weight, "float32")
+    styles = ops.cast(styles, "float32")
     k = int(weight.shape[0])
     if demodulate:
         weight = weight * ops.rsqrt(ops.mean(ops.square(weight), axis=(0, 1, 2), keepdims=True))
         styles = styles * ops.rsqrt(ops.mean(ops.square(styles)))
         wsq = ops.sum(ops.square(weight), axis=(0, 1))  # [I, O]
         dcoefs = ops.rsqrt(ops.matmul(ops.square(styles), wsq) + 1e-8)  # [N, O]
-    scale = styles if input_gain is None else styles * ops.cast(input_gain, x.dtype)
-    x = x * scale[:, None, None, :]
+    scale = styles if input_gain is None else styles * ops.cast(input_gain, "float32")
+    x = x * ops.cast(scale, x.dtype)[:, None, None, :]
+    weight = ops.cast(weight, x.dtype)
     if k == 1:
         x = ops.einsum("nhwi,io->nhwo", x, weight[0, 0])
     elif keras.config.backend() == "torch":
@@ -48,5 +53,5 @@ def modulated_conv2d(x, weight, styles, demodulate=True, input_gain=None):
         x = ops.pad(x, [[0, 0], [k - 1, k - 1], [k - 1, k - 1], [0, 0]])
         x = ops.conv(x, weight, strides=1, padding="valid")
     if demodulate:
-        x = x * dcoefs[:, None, None, :]
+        x = x * ops.cast(dcoefs, x.dtype)[:, None, None, :]
     return x

@@ -37,7 +37,8 @@ def atomic_write_text(path, text):
 
 class TrainingMonitor(keras.callbacks.Callback):
     """At each tick (epoch): checkpoint, stats line, TensorBoard scalars;
-    every `snap` ticks: an image grid and the G-EMA generator.
+    every `snap` ticks (and, with `snapshot_at_start`, at tick 0 before the
+    first step): an image grid, the G-EMA generator and the snapshot metrics.
 
     Args:
         outdir: the run directory.
@@ -49,12 +50,15 @@ class TrainingMonitor(keras.callbacks.Callback):
         grid_shape: `(rows, cols)` of the grid.
         log_dir: TensorBoard directory (None to skip TensorBoard).
         metrics_fn: called with the G-EMA generator at each snapshot; returns
-            `{name: value}`, logged to `stats.jsonl` (that tick's line),
-            `metrics.jsonl` and TensorBoard (`Metrics/<name>`).
+            `{name: value}`, logged to `metrics.jsonl`, TensorBoard
+            (`Metrics/<name>`) and (but tick 0's) that tick's `stats.jsonl` line.
+        snapshot_at_start: also snapshot a run that starts at iteration 0,
+            before its first step (a fine-tune's pretrained starting point,
+            as the reference's `fakes_init.png`).
     """
 
     def __init__(self, outdir, steps_per_tick, batch_size, snap, grid_latents, grid_labels,
-                 grid_shape, log_dir=None, metrics_fn=None):
+                 grid_shape, log_dir=None, metrics_fn=None, snapshot_at_start=False):
         super().__init__()
         self.outdir = outdir
         self.steps_per_tick = steps_per_tick
@@ -65,6 +69,7 @@ class TrainingMonitor(keras.callbacks.Callback):
         self.grid_shape = grid_shape
         self.log_dir = log_dir
         self.metrics_fn = metrics_fn
+        self.snapshot_at_start = snapshot_at_start
         self._writer = None
         self._tick_start = None
 
@@ -74,6 +79,11 @@ class TrainingMonitor(keras.callbacks.Callback):
 
             self._writer = tf.summary.create_file_writer(self.log_dir)
         return self._writer
+
+    def on_train_begin(self, logs=None):
+        if self.snapshot_at_start and int(keras.ops.convert_to_numpy(self.model.iteration)) == 0:
+            metrics = self._snapshot_and_metrics(0, 0.0)
+            self._write_scalars(metrics, 0, metrics)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._tick_start = time.time()
@@ -92,29 +102,38 @@ class TrainingMonitor(keras.callbacks.Callback):
         stats.update({k: float(v) for k, v in (logs or {}).items()})
         metrics = {}
         if tick % self.snap == 0:
-            generator = self.snapshot(tick, kimg)
-            if self.metrics_fn is not None:
-                start = time.time()
-                metrics = {k: float(v) for k, v in self.metrics_fn(generator).items()}
-                with open(os.path.join(self.outdir, "metrics.jsonl"), "a") as f:
-                    f.write(json.dumps({"tick": tick, "kimg": kimg, "results": metrics,
-                                        "sec": time.time() - start,
-                                        "snapshot": f"network-snapshot-tick{tick:06d}.keras"})
-                            + "\n")
+            metrics = self._snapshot_and_metrics(tick, kimg)
         stats.update(metrics)
         with open(os.path.join(self.outdir, "stats.jsonl"), "a") as f:
             f.write(json.dumps(stats) + "\n")
-        writer = self._summary_writer()
-        if writer is not None:
-            import tensorflow as tf
+        self._write_scalars(stats, kimg, metrics)
 
-            with writer.as_default(step=int(round(kimg * 1000))):
-                for k, v in stats.items():
-                    if k in metrics:
-                        tf.summary.scalar(f"Metrics/{k}", v)
-                    elif k not in ("tick", "timestamp"):
-                        tf.summary.scalar(k.replace("loss_", "Loss/"), v)
-            writer.flush()
+    def _snapshot_and_metrics(self, tick, kimg):
+        """The snapshot of `tick` and its metrics (also written to metrics.jsonl)."""
+        generator = self.snapshot(tick, kimg)
+        if self.metrics_fn is None:
+            return {}
+        start = time.time()
+        metrics = {k: float(v) for k, v in self.metrics_fn(generator).items()}
+        with open(os.path.join(self.outdir, "metrics.jsonl"), "a") as f:
+            f.write(json.dumps({"tick": tick, "kimg": kimg, "results": metrics,
+                                "sec": time.time() - start,
+                                "snapshot": f"network-snapshot-tick{tick:06d}.keras"}) + "\n")
+        return metrics
+
+    def _write_scalars(self, stats, kimg, metrics):
+        writer = self._summary_writer()
+        if writer is None or not stats:
+            return
+        import tensorflow as tf
+
+        with writer.as_default(step=int(round(kimg * 1000))):
+            for k, v in stats.items():
+                if k in metrics:
+                    tf.summary.scalar(f"Metrics/{k}", v)
+                elif k not in ("tick", "timestamp"):
+                    tf.summary.scalar(k.replace("loss_", "Loss/"), v)
+        writer.flush()
 
     def snapshot(self, tick, kimg):
         """The grid and generator files of a snapshot; returns the generator saved.

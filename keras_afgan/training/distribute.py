@@ -24,10 +24,11 @@ batch (`--batch`):
    G-EMA schedule count the global batch.
 3. Minibatch-std groups. Where each replica runs the step on its shard (TF,
    torch), D's minibatch-std layer groups only the shard's samples. The
-   global batch (images, labels and latents together) is reordered before it
-   is split (`replica_order`) so that each replica's shard holds whole groups
-   of the single-device grouping, laid out as the layer expects; every other
-   part of the step is a mean over samples, which the order does not change.
+   global batch (images, labels, latents and fake labels together) is
+   reordered before it is split (`replica_order`) so that each replica's
+   shard holds whole groups of the single-device grouping, laid out as the
+   layer expects; every other part of the step is a mean over samples,
+   which the order does not change.
    JAX groups the global batch itself and needs no reordering.
 4. The modulated convolution normalises the styles by their RMS over the
    (local) batch: demodulation cancels that scale, up to its 1e-8 epsilon.

@@ -25,20 +25,22 @@ from keras_afgan.layers.statistics import cross_replica_mean
 from keras_afgan.models.generator import Generator
 from keras_afgan.ops.blur import blur_images
 from keras_afgan.training import losses
+from keras_afgan.training.optimizers import Adam
 from keras_afgan.training.steps import backend_module
 
 
 def default_optimizers(r1_interval=16, g_lr=0.0025, d_lr=0.002):
-    """Adam (betas 0, 0.99; eps 1e-8) for G and for D.
+    """Adam (betas 0, 0.99; eps 1e-8, in torch's form) for G and for D.
 
     D takes `r1_interval + 1` steps per `r1_interval` iterations, so its
     learning rate is scaled by `r1_interval / (r1_interval + 1)` and its betas
-    raised to that power, as in the reference.
+    raised to that power, as in the reference. The optimizer is
+    `keras_afgan.training.optimizers.Adam`: epsilon is added to the
+    bias-corrected `sqrt(v_hat)` as `torch.optim.Adam` does.
     """
     ratio = r1_interval / (r1_interval + 1) if r1_interval else 1.0
-    g_opt = keras.optimizers.Adam(g_lr, beta_1=0.0, beta_2=0.99, epsilon=1e-8, name="adam_g")
-    d_opt = keras.optimizers.Adam(d_lr * ratio, beta_1=0.0, beta_2=0.99**ratio, epsilon=1e-8,
-                                  name="adam_d")
+    g_opt = Adam(g_lr, beta_1=0.0, beta_2=0.99, epsilon=1e-8, name="adam_g")
+    d_opt = Adam(d_lr * ratio, beta_1=0.0, beta_2=0.99**ratio, epsilon=1e-8, name="adam_d")
     return g_opt, d_opt
 
 
@@ -100,8 +102,11 @@ class AliasFreeGAN(keras.Model):
 
     `fit` takes batches of real images `[N, R, R, C]` in [-1, 1] (NHWC), or
     `(images, labels)` with one-hot labels `[N, c_dim]` for conditional
-    models. Fake images use the batch's labels. The precision of training is
-    the networks' dtype policy (see the module docstring).
+    models, or dicts (see `_unpack`): keras_afgan's data pipeline sends the
+    fake images' labels too, drawn from the dataset independently of the
+    real batch as the reference does; without them fake images use the real
+    batch's labels. The precision of training is the networks' dtype policy
+    (see the module docstring).
 
     Args:
         generator: the `Generator` to train.
@@ -112,9 +117,9 @@ class AliasFreeGAN(keras.Model):
         ema_kimg: half-life of the G-EMA in thousands of images (the reference
             uses `batch * 10 / 32`).
         ema_rampup: the EMA half-life is at most `images_seen * ema_rampup`
-            (`None` for no ramp-up).
+            (`None` for no ramp-up, as when fine-tuning a pretrained model).
         blur_init_sigma: initial sigma of the blur on every image D sees
-            (10 for config R, 0 for T).
+            (10 for config R, 0 for T and when fine-tuning).
         blur_fade_kimg: thousands of images over which sigma falls linearly
             to 0 (the reference: `batch * 200 / 32`).
         seed: seed of the latent sampling.
@@ -338,7 +343,10 @@ class AliasFreeGAN(keras.Model):
         steps.apply_gradients(optimizer, grads, variables)
 
     def phase_gmain(self, z, c, blur_sigma=None):
-        """Gmain: loss, fake logits and gradients w.r.t. G (not applied)."""
+        """Gmain: loss, fake logits and gradients w.r.t. G (not applied).
+
+        `c`: the fake images' labels (those G and D are given).
+        """
 
         def fn():
             logits = self.run_discriminator(self.generator(z, c), c, blur_sigma)
@@ -346,15 +354,19 @@ class AliasFreeGAN(keras.Model):
 
         return self._value_and_grad(fn, self.generator.trainable_variables, "G")
 
-    def phase_dmain(self, z, real, c, blur_sigma=None):
-        """Dmain: G runs with statistics updates (w_avg, magnitude EMAs) first."""
+    def phase_dmain(self, z, real, c, blur_sigma=None, gen_c=None):
+        """Dmain: G runs with statistics updates (w_avg, magnitude EMAs) first.
+
+        `c`: the real images' labels; `gen_c`: the fake images' (default `c`).
+        """
         steps = backend_module()
+        gen_c = c if gen_c is None else gen_c
         # The statistics G updates are means over the global batch (all replicas).
         with steps.no_grad(), cross_replica_mean(steps.replica_mean):
-            fake = ops.stop_gradient(self.generator(z, c, update_emas=True))
+            fake = ops.stop_gradient(self.generator(z, gen_c, update_emas=True))
 
         def fn():
-            fake_logits = self.run_discriminator(fake, c, blur_sigma)
+            fake_logits = self.run_discriminator(fake, gen_c, blur_sigma)
             real_logits = self.run_discriminator(real, c, blur_sigma)
             total, loss_gen, loss_real = losses.discriminator_loss(fake_logits, real_logits)
             return total, (loss_gen, loss_real, fake_logits, real_logits)
@@ -377,24 +389,30 @@ class AliasFreeGAN(keras.Model):
     # ----------------------------------------------------------- train step
 
     def _unpack(self, data):
-        """`images`, `(images, labels)` or a dict with `images`, `labels`, `latents`.
+        """`images`, `(images, labels)` or a dict with `images` and optionally
+        `labels`, `latents`, `gen_labels`.
 
         `latents` `[N, 2, z_dim]` are the z of Gmain and Dmain; without them z is
-        drawn with the model's seed generator. keras_afgan's data pipeline adds
-        them (seeded by the step), so runs repeat exactly on every backend and
-        after a resume.
+        drawn with the model's seed generator. `gen_labels` `[N, 2, c_dim]` are
+        the labels of Gmain's and Dmain's fake images; without them the fakes
+        take the real batch's labels. keras_afgan's data pipeline sends both
+        (seeded by the step), so runs repeat exactly on every backend and after
+        a resume.
+
+        Returns `(real, labels, latents, gen_labels)`.
         """
-        latents = None
+        latents = gen_c = None
         if (isinstance(data, (tuple, list)) and data and isinstance(data[0], dict)
                 and all(x is None for x in data[1:])):
             data = data[0]  # train_on_batch(dict) packs it as (x, None, None)
         if isinstance(data, dict):
-            unknown = set(data) - {"images", "labels", "latents"}
+            unknown = set(data) - {"images", "labels", "latents", "gen_labels"}
             if unknown or "images" not in data:
                 raise ValueError(
-                    "Expected batches with keys 'images' and optionally 'labels', 'latents'. "
-                    f"Received keys: {sorted(data)}")
-            real, c, latents = data["images"], data.get("labels"), data.get("latents")
+                    "Expected batches with keys 'images' and optionally 'labels', 'latents', "
+                    f"'gen_labels'. Received keys: {sorted(data)}")
+            real, c = data["images"], data.get("labels")
+            latents, gen_c = data.get("latents"), data.get("gen_labels")
         elif isinstance(data, (tuple, list)):
             real = data[0]
             c = data[1] if len(data) > 1 else None
@@ -406,12 +424,16 @@ class AliasFreeGAN(keras.Model):
                 f"Expected batches of images of shape [N, {r}, {r}, {ch}]. "
                 f"Received: shape={tuple(real.shape)}")
         if self.generator.c_dim == 0:
-            c = None
+            c = gen_c = None
         elif c is None:
             raise ValueError(
                 f"This GAN is conditional (c_dim={self.generator.c_dim}): expected batches with "
                 "labels. Received: images only")
-        return ops.cast(real, "float32"), c, latents
+        elif gen_c is not None and tuple(gen_c.shape[1:]) != (2, self.generator.c_dim):
+            raise ValueError(
+                f"Expected gen_labels of shape [N, 2, {self.generator.c_dim}]. "
+                f"Received: shape={tuple(gen_c.shape)}")
+        return ops.cast(real, "float32"), c, latents, gen_c
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         # Keras's TF trainer, under a tf.distribute strategy, reduces a first
@@ -437,7 +459,7 @@ class AliasFreeGAN(keras.Model):
         With several replicas, `data` is this replica's shard of the batch.
         """
         steps = backend_module()
-        real, c, latents = self._unpack(data)
+        real, c, latents, gen_c = self._unpack(data)
         batch = int(real.shape[0]) * steps.num_replicas()  # the global batch
         z_shape = (int(real.shape[0]), self.generator.z_dim)
         images_seen = ops.convert_to_tensor(self.images_seen)
@@ -446,11 +468,12 @@ class AliasFreeGAN(keras.Model):
         d_vars = self.discriminator.trainable_variables
 
         z = self._latents(latents, 0, z_shape)
-        loss_g, fake_logits, grads = self.phase_gmain(z, c, sigma)
+        loss_g, fake_logits, grads = self.phase_gmain(z, self._gen_labels(gen_c, 0, c), sigma)
         self._apply(grads, g_vars, "G")
 
         z = self._latents(latents, 1, z_shape)
-        loss_d, (loss_gen, loss_real, _, real_logits), grads = self.phase_dmain(z, real, c, sigma)
+        loss_d, (loss_gen, loss_real, _, real_logits), grads = self.phase_dmain(
+            z, real, c, sigma, gen_c=self._gen_labels(gen_c, 1, c))
         self._apply(grads, d_vars, "D")
 
         if self.r1_interval > 0:
@@ -483,6 +506,10 @@ class AliasFreeGAN(keras.Model):
             logs["loss_scale_G"] = ops.convert_to_tensor(self.g_optimizer.dynamic_scale)
             logs["loss_scale_D"] = ops.convert_to_tensor(self.d_optimizer.dynamic_scale)
         return logs
+
+    @staticmethod
+    def _gen_labels(gen_c, phase, c):
+        return c if gen_c is None else ops.cast(gen_c[:, phase], "float32")
 
     def _latents(self, latents, phase, shape):
         if latents is None:

@@ -17,6 +17,7 @@ from keras_afgan.metrics.registry import compute_metrics
 from keras_afgan.metrics.registry import parse_metrics
 from keras_afgan.models.discriminator import Discriminator
 from keras_afgan.models.generator import Generator
+from keras_afgan.models.presets import preset_of
 from keras_afgan.models.sampling import class_labels
 from keras_afgan.models.sampling import inference_scope
 from keras_afgan.models.sampling import seed_latents
@@ -29,6 +30,8 @@ from keras_afgan.training.distribute import mbstd_group
 from keras_afgan.training.gan import AliasFreeGAN
 from keras_afgan.training.gan import default_optimizers
 from keras_afgan.training.images import save_image_grid
+from keras_afgan.training.pretrained import copy_weights
+from keras_afgan.training.pretrained import load_pretrained
 
 CONFIGS = ("stylegan3-t", "stylegan3-r")
 # Dtype policies of G and D (weights, EMAs and losses stay float32 in all).
@@ -45,7 +48,14 @@ RUN_PRESETS = {
 
 @dataclasses.dataclass
 class RunConfig:
-    """Settings of a training run (the flags of `afgan-train`)."""
+    """Settings of a training run (the flags of `afgan-train`).
+
+    `explicit` names the settings given explicitly (by `resolve_config`: the
+    flags set, not the preset's or the defaults); the others yield to a run
+    being continued and to a pretrained network's architecture. None (a
+    config built directly) counts every setting that differs from its
+    default as explicit.
+    """
 
     outdir: str
     cfg: str = "stylegan3-t"
@@ -68,6 +78,9 @@ class RunConfig:
     w_dim: int = 512
     num_layers: int = 14
     margin_size: int = 10
+    freezed: int = 0
+    conv_clamp: int = 256
+    fp16_res: int = 4
     seed: int = 0
     resume: str = None
     preset: str = None
@@ -77,9 +90,25 @@ class RunConfig:
     strategy: str = "none"
     precision: str = "float32"
     verbose: int = 1
+    explicit: frozenset = dataclasses.field(default=None, compare=False, repr=False)
 
     def to_json(self):
-        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+        values = dataclasses.asdict(self)
+        del values["explicit"]
+        return json.dumps(values, indent=2, sort_keys=True)
+
+    def explicit_settings(self):
+        """The names of the settings given explicitly (see the class docstring)."""
+        if self.explicit is not None:
+            return set(self.explicit)
+        return {f.name for f in dataclasses.fields(self)
+                if f.name != "explicit" and getattr(self, f.name) != f.default}
+
+
+# Settings fixed by the networks themselves: a run started from pretrained
+# networks takes them from those, and refuses a flag that contradicts them.
+ARCHITECTURE = ("cfg", "resolution", "cbase", "cmax", "map_depth", "z_dim", "w_dim",
+                "num_layers", "margin_size")
 
 
 def resolve_config(**settings):
@@ -95,10 +124,10 @@ def resolve_config(**settings):
             raise ValueError(f"Unknown preset {preset!r}. Expected one of: {sorted(RUN_PRESETS)}")
         values.update(RUN_PRESETS[preset])
     values.update(explicit)
-    unknown = set(values) - {f.name for f in dataclasses.fields(RunConfig)}
+    unknown = set(values) - ({f.name for f in dataclasses.fields(RunConfig)} - {"explicit"})
     if unknown:
         raise ValueError(f"Unknown settings: {sorted(unknown)}")
-    config = RunConfig(**values)
+    config = RunConfig(**values, explicit=frozenset(set(explicit) - {"preset"}))
     _validate(config)
     return config
 
@@ -110,6 +139,10 @@ def _validate(config):
         value = getattr(config, name)
         if int(value) != value or value < 1:
             raise ValueError(f"Expected {name} to be a positive integer. Received: {value!r}")
+    for name in ("freezed", "conv_clamp", "fp16_res"):
+        value = getattr(config, name)
+        if isinstance(value, bool) or int(value) != value or value < 0:
+            raise ValueError(f"Expected {name} to be an integer >= 0. Received: {value!r}")
     for name in ("kimg", "tick"):
         if getattr(config, name) <= 0:
             raise ValueError(f"Expected {name} > 0. Received: {getattr(config, name)!r}")
@@ -129,6 +162,14 @@ def _validate(config):
             f"{config.mbstd_group}. Received: batch={config.batch}")
 
 
+def _conv_clamp(config):
+    return config.conv_clamp or None  # 0: no clamp
+
+
+def _magnitude_ema_beta(config):
+    return 0.5 ** (config.batch / 20000)  # the reference's, for its batch size
+
+
 def build_networks(config, c_dim, resolution, img_channels=3):
     """Generator and discriminator for a resolved config (R: doubled G channels),
     with `config.precision` as their dtype policy."""
@@ -140,15 +181,24 @@ def build_networks(config, c_dim, resolution, img_channels=3):
         img_channels=img_channels, channel_base=g_base, channel_max=g_max,
         num_layers=config.num_layers, margin_size=config.margin_size,
         conv_kernel=1 if is_r else 3, use_radial_filters=is_r,
-        magnitude_ema_beta=0.5 ** (config.batch / 20000), mapping_layers=config.map_depth,
+        conv_clamp=_conv_clamp(config), num_fp16_res=config.fp16_res,
+        magnitude_ema_beta=_magnitude_ema_beta(config), mapping_layers=config.map_depth,
         seed=config.seed, dtype=config.precision, name="generator",
     )
     D = Discriminator(
         c_dim=c_dim, img_resolution=resolution, img_channels=img_channels,
-        channel_base=config.cbase, channel_max=config.cmax,
+        channel_base=config.cbase, channel_max=config.cmax, conv_clamp=_conv_clamp(config),
+        num_fp16_res=config.fp16_res, freeze_layers=config.freezed,
         mbstd_group_size=config.mbstd_group, dtype=config.precision, name="discriminator",
     )
     return G, D
+
+
+def _compile(gan, config):
+    g_opt, d_opt = default_optimizers(
+        gan.r1_interval, g_lr=0.0025 if config.glr is None else config.glr, d_lr=config.dlr)
+    gan.compile(g_optimizer=g_opt, d_optimizer=d_opt)
+    return gan
 
 
 def build_gan(config, c_dim, resolution, img_channels=3):
@@ -160,10 +210,82 @@ def build_gan(config, c_dim, resolution, img_channels=3):
         blur_init_sigma=10.0 if is_r else 0.0, blur_fade_kimg=config.batch * 200 / 32,
         seed=config.seed,
     )
-    g_opt, d_opt = default_optimizers(
-        gan.r1_interval, g_lr=0.0025 if config.glr is None else config.glr, d_lr=config.dlr)
-    gan.compile(g_optimizer=g_opt, d_optimizer=d_opt)
-    return gan
+    return _compile(gan, config)
+
+
+def pretrained_settings(pretrained):
+    """The `RunConfig` settings that pretrained networks fix (and those they
+    suggest: clamp, reduced-precision layers, minibatch-std group)."""
+    G, D = pretrained.G_ema, pretrained.D
+    s = G.synthesis
+    cfg = preset_of(G)
+    if cfg not in CONFIGS:
+        raise ValueError(
+            f"The generator in {pretrained.path} (conv_kernel={s.conv_kernel}, "
+            f"use_radial_filters={s.use_radial_filters}) is of none of the configs {CONFIGS}")
+    return dict(cfg=cfg, resolution=G.img_resolution, cbase=D.channel_base, cmax=D.channel_max,
+                map_depth=G.mapping_layers, z_dim=G.z_dim, w_dim=G.w_dim,
+                num_layers=s.num_layers, margin_size=s.margin_size,
+                conv_clamp=int(s.conv_clamp or 0), fp16_res=s.num_fp16_res,
+                mbstd_group=D.mbstd_group_size or 4)
+
+
+def _transfer_config(config, pretrained):
+    """`config` with the pretrained networks' architecture; a flag contradicting it is refused."""
+    settings = pretrained_settings(pretrained)
+    explicit = config.explicit_settings()
+    conflicts = [f"--{name.replace('_', '-')}={getattr(config, name)} (the networks have "
+                 f"{settings[name]})" for name in ARCHITECTURE
+                 if name in explicit and getattr(config, name) != settings[name]]
+    if conflicts:
+        raise ValueError(
+            f"{pretrained.path} fixes the architecture; these flags contradict it: "
+            f"{', '.join(conflicts)}. Leave them out to fine-tune it as it is.")
+    values = {k: v for k, v in settings.items() if k in ARCHITECTURE or k not in explicit}
+    config = dataclasses.replace(config, **values)
+    _validate(config)
+    return config
+
+
+def build_transfer_gan(config, pretrained, c_dim, img_channels):
+    """A compiled `AliasFreeGAN` starting from pretrained networks (`--resume`).
+
+    New networks get the pretrained architecture and this run's settings (labels,
+    precision, clamp, Freeze-D, minibatch-std group, magnitude-EMA decay for
+    its batch); every weight and statistic whose name and shape match is
+    copied (G, G-EMA and D from their own sources). Where the labels differ
+    from the pretrained ones, the label embeddings (G's `mapping.embed`, D's
+    `mapping`) start fresh. As the reference when resuming: counters,
+    optimizers and schedules start at 0, no EMA ramp-up, no D-input blur.
+
+    Returns:
+        `(gan, initialised)`: the GAN and `{"G": [...], "D": [...]}`, the
+        reference names of the weights left as initialised.
+    """
+    if img_channels != pretrained.G_ema.img_channels:
+        raise ValueError(
+            f"The networks in {pretrained.path} make {pretrained.G_ema.img_channels}-channel "
+            f"images; the data has {img_channels} channels")
+    keras.utils.set_random_seed(config.seed)
+    clamp = _conv_clamp(config)
+    G = Generator.from_config(dict(
+        pretrained.G_ema.get_config(), c_dim=c_dim, conv_clamp=clamp,
+        num_fp16_res=config.fp16_res, magnitude_ema_beta=_magnitude_ema_beta(config),
+        dtype=config.precision, name="generator", trainable=True))
+    D = Discriminator.from_config(dict(
+        pretrained.D.get_config(), c_dim=c_dim, conv_clamp=clamp, num_fp16_res=config.fp16_res,
+        freeze_layers=config.freezed, mbstd_group_size=config.mbstd_group,
+        dtype=config.precision, name="discriminator", trainable=True))
+    relabelled = c_dim != pretrained.G_ema.c_dim
+    g_fresh = ("mapping.embed.",) if relabelled else ()
+    d_fresh = ("mapping.",) if relabelled else ()
+    initialised = {"G": copy_weights(G, pretrained.G, g_fresh),
+                   "D": copy_weights(D, pretrained.D, d_fresh)}
+    gan = AliasFreeGAN(G, D, r1_gamma=config.gamma, ema_kimg=config.batch * 10 / 32,
+                       ema_rampup=None, blur_init_sigma=0.0, seed=config.seed)
+    # Initialised weights stay the constructor's copies of G's.
+    copy_weights(gan.generator_ema, pretrained.G_ema, g_fresh)
+    return _compile(gan, config), initialised
 
 
 def snapshot_metrics(config, source):
@@ -187,24 +309,49 @@ def snapshot_metrics(config, source):
     return metrics_fn
 
 
-def _changed_settings(saved, config):
-    """Saved settings that `config` changes, among those a continued run must keep."""
-    # A step's result does not depend on the device count: the strategy may change.
-    free = {"kimg", "resume", "verbose", "outdir", "snap", "data", "metrics", "metrics_num",
-            "inception", "strategy"}
-    return {k for k in saved if k not in free and saved[k] != getattr(config, k, None)}
+# Settings a continued run may change: a step's result does not depend on
+# them (the strategy: on the device count).
+FREE = ("kimg", "resume", "verbose", "outdir", "snap", "data", "metrics", "metrics_num",
+        "inception", "strategy")
+
+
+def _continued_config(config, saved):
+    """`config` for continuing the run whose `config.json` holds `saved`.
+
+    Settings not given explicitly take the run's values; explicit ones that
+    change anything but the `FREE` settings are refused.
+    """
+    explicit = config.explicit_settings()
+    fields = {f.name for f in dataclasses.fields(RunConfig)} - {"explicit"}
+    changed = sorted(k for k in saved if k in fields and k in explicit and k not in FREE
+                     and saved[k] != getattr(config, k))
+    if changed:
+        raise ValueError(
+            f"{config.outdir} holds a run with other settings ({changed}); "
+            "use a new --outdir, or the same settings to continue it")
+    # How this process runs (its devices, its console) is not the run's to keep.
+    inherited = {k: v for k, v in saved.items() if k in fields and k not in explicit
+                 and k not in ("outdir", "verbose", "strategy")}
+    return dataclasses.replace(config, **inherited)
 
 
 def train(config):
     """Run (or continue) training as `config` says; returns the `AliasFreeGAN`.
 
-    Writes to `config.outdir`: `config.json`, `reals.png` (training images),
-    `stats.jsonl` (one line per tick), TensorBoard logs under `logs/`, image
-    grids `fakes-tickTTTTTT.png` and G-EMA generators
-    `network-snapshot-tickTTTTTT.keras` (and `generator.keras`, the latest) at
-    each snapshot, and `checkpoint.keras` (the whole GAN with both optimizers'
-    state) after every tick. A run whose `outdir` holds a checkpoint resumes
-    from it; `config.resume` names a checkpoint of another run to start from.
+    Writes to `config.outdir`: `config.json` (the settings that run),
+    `reals.png` (training images), `stats.jsonl` (one line per tick),
+    TensorBoard logs under `logs/`, image grids `fakes-tickTTTTTT.png` and
+    G-EMA generators `network-snapshot-tickTTTTTT.keras` (and
+    `generator.keras`, the latest) at each snapshot (for a fine-tune, also at
+    tick 0: the pretrained G-EMA), and `checkpoint.keras` (the whole GAN with
+    both optimizers' state) after every tick.
+
+    A run whose `outdir` holds a checkpoint continues from it exactly
+    (settings not given explicitly are the run's). Otherwise `config.resume`
+    names pretrained networks to fine-tune (`training.pretrained`: a reference
+    snapshot pickle, a training checkpoint or an afgan-convert directory):
+    their architecture, this run's training settings, counters and schedules
+    from 0 (see `build_transfer_gan`).
 
     `config.strategy` trains on several devices (`keras_afgan.training.distribute`);
     only the chief process writes the outputs.
@@ -213,40 +360,44 @@ def train(config):
 
     # First: it starts TF's multi-worker runtime, jax.distributed or torch's process group.
     distribution = make_distribution(config.strategy)
-    distribution.check_batch(config.batch, config.mbstd_group)
-    os.makedirs(config.outdir, exist_ok=True)
     checkpoint = os.path.join(config.outdir, "checkpoint.keras")
     config_path = os.path.join(config.outdir, "config.json")
-    resume_from = checkpoint if os.path.exists(checkpoint) else config.resume
-    if os.path.exists(checkpoint) and os.path.exists(config_path):
-        changed = _changed_settings(json.loads(open(config_path).read()), config)
-        if changed:
-            raise ValueError(
-                f"{config.outdir} holds a run with other settings ({sorted(changed)}); "
-                "use a new --outdir, or the same settings to continue it")
-    if resume_from is not None and not os.path.exists(resume_from):
-        raise ValueError(f"Expected --resume to name a checkpoint file. Received: {resume_from!r}")
+    continuing = os.path.exists(checkpoint)
+    pretrained = None
+    if continuing and os.path.exists(config_path):
+        with open(config_path) as f:
+            config = _continued_config(config, json.load(f))
+    elif not continuing and config.resume is not None:
+        pretrained = load_pretrained(config.resume)
+        config = _transfer_config(config, pretrained)
+    distribution.check_batch(config.batch, config.mbstd_group)
+    os.makedirs(config.outdir, exist_ok=True)
 
+    channels = 3 if pretrained is None else pretrained.G_ema.img_channels
     source = afgan_data.load_images(config.data, resolution=config.resolution,
-                                    use_labels=config.cond)
+                                    use_labels=config.cond, channels=channels)
     resolution = source.resolution
     c_dim = source.c_dim if config.cond else 0
-    if resume_from is not None:
+    initialised = None
+    if continuing:
         with distribution.scope():
-            gan = keras.saving.load_model(resume_from)
+            gan = keras.saving.load_model(checkpoint)
         if not isinstance(gan, AliasFreeGAN):
             raise ValueError(
-                f"Expected {resume_from} to be a training checkpoint (AliasFreeGAN). "
+                f"Expected {checkpoint} to be a training checkpoint (AliasFreeGAN). "
                 f"Received: {type(gan).__name__}")
         if gan.generator.img_resolution != resolution or gan.generator.c_dim != c_dim:
             raise ValueError(
-                f"The checkpoint {resume_from} is for {gan.generator.img_resolution} px images "
+                f"The checkpoint {checkpoint} is for {gan.generator.img_resolution} px images "
                 f"with c_dim={gan.generator.c_dim}; the data gives {resolution} px, "
                 f"c_dim={c_dim}")
         if gan.precision != config.precision:
             raise ValueError(
-                f"The checkpoint {resume_from} trains in {gan.precision}; expected --precision="
+                f"The checkpoint {checkpoint} trains in {gan.precision}; expected --precision="
                 f"{gan.precision} to continue it. Received: --precision={config.precision}")
+    elif pretrained is not None:
+        with distribution.scope():
+            gan, initialised = build_transfer_gan(config, pretrained, c_dim, source.channels)
     else:
         with distribution.scope():
             gan = build_gan(config, c_dim, resolution, source.channels)
@@ -278,8 +429,10 @@ def train(config):
         callbacks.append(TrainingMonitor(
             config.outdir, steps_per_tick, config.batch, config.snap, grid_z, grid_c,
             grid_shape, log_dir=os.path.join(config.outdir, "logs"),
-            metrics_fn=snapshot_metrics(config, source)))
+            metrics_fn=snapshot_metrics(config, source), snapshot_at_start=pretrained is not None))
     if verbose:
+        if pretrained is not None:
+            _report_transfer(pretrained, initialised)
         devices = (f" ({config.strategy}, {distribution.num_replicas} devices)"
                    if config.strategy != "none" else "")
         print(f"Training {config.cfg} at {resolution} px on {config.data} "
@@ -290,6 +443,29 @@ def train(config):
             steps_per_epoch=steps_per_tick, callbacks=callbacks, verbose=verbose,
             shuffle=False)
     return gan
+
+
+def _report_transfer(pretrained, initialised):
+    print(f"Fine-tuning the networks of {pretrained.path} ({pretrained.kind}): counters and "
+          "schedules start at 0, without EMA ramp-up or D-input blur.")
+    for network in ("G", "D"):
+        if initialised[network]:
+            print(f"Initialised {network} weights (not in the pretrained networks, of another "
+                  f"shape, or label embeddings for other labels): "
+                  f"{_grouped(initialised[network])}")
+    if pretrained.augment is not None:
+        print(f"The pretrained run augmented with p={pretrained.augment['p']:.3f}; "
+              "keras_afgan does not augment yet, so it is not used.")
+
+
+def _grouped(names):
+    """`['a.fc0.weight', 'a.fc0.bias']` -> `'a.fc0.{weight,bias}'`."""
+    modules = {}
+    for name in names:
+        module, _, leaf = name.rpartition(".")
+        modules.setdefault(module, []).append(leaf)
+    return ", ".join(f"{module}.{leaves[0]}" if len(leaves) == 1
+                     else f"{module}.{{{','.join(leaves)}}}" for module, leaves in modules.items())
 
 
 def generate_images(generator, seeds, truncation_psi=1.0, class_idx=None, translate=(0, 0),

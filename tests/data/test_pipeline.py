@@ -43,7 +43,7 @@ def test_batch_shapes_dtypes_and_values():
     stream = data.training_dataset(dataset, batch_size=4, z_dim=6)
     spec = stream.element_spec
     assert {k: tuple(v.shape) for k, v in spec.items()} == {
-        "images": (4, 4, 4, 3), "labels": (4, 3), "latents": (4, 2, 6)}
+        "images": (4, 4, 4, 3), "labels": (4, 3), "latents": (4, 2, 6), "gen_labels": (4, 2, 3)}
     assert all(v.dtype.name == "float32" for v in spec.values())
     batch = _batches(dataset, 1, batch_size=4, z_dim=6)[0]
     found = _identify(batch["images"], dataset)
@@ -58,6 +58,7 @@ def test_value_range_reaches_but_stays_within_minus_one_one():
     batch = _batches(data.ImageDataset("bw", images), 1, batch_size=2, z_dim=1)[0]
     assert batch["images"].min() == -1.0 and batch["images"].max() == 1.0
     assert batch["labels"].shape == (2, 0)  # unlabelled: zero-width labels
+    assert batch["gen_labels"].shape == (2, 2, 0)
 
 
 def test_same_seed_same_batches_other_seed_other_batches():
@@ -105,6 +106,23 @@ def test_latents_are_seeded_normals_per_step():
     assert abs(z.mean()) < 0.05 and abs(z.std() - 1) < 0.05
     assert not np.array_equal(z[:, 0], z[:, 1])  # Gmain and Dmain get different z
     assert not np.array_equal(z, batches[1]["latents"])
+
+
+def test_fake_labels_are_drawn_from_the_dataset_apart_from_the_real_batch():
+    """The reference's gen_c: a dataset image's label per fake, whatever the reals are."""
+    # Class 0 for 1 image of 10, class 1 for 9: the draws follow those frequencies.
+    images = np.random.default_rng(0).integers(0, 256, (10, 4, 4, 3), dtype=np.uint8)
+    dataset = data.ImageDataset("test", images, np.array([0] + [1] * 9), 2)
+    batches = _batches(dataset, 50, batch_size=8, z_dim=1, seed=4)
+    gen = np.concatenate([b["gen_labels"] for b in batches])  # [400, 2, 2]
+    assert np.all(gen.sum(axis=-1) == 1)  # one-hot
+    assert 0.05 < gen[..., 0].mean() < 0.16  # 1 in 10
+    assert not np.array_equal(gen[:, 0], gen[:, 1])  # Gmain and Dmain draw their own
+    real = np.concatenate([b["labels"] for b in batches])
+    assert not np.array_equal(gen[:, 0], real)
+    # Seeded by the step, like the latents: a resumed stream draws the same.
+    resumed = _batches(dataset, 2, batch_size=8, z_dim=1, seed=4, start_step=48)
+    np.testing.assert_array_equal(resumed[1]["gen_labels"], batches[49]["gen_labels"])
 
 
 def test_mirror_doubles_the_epoch_with_flipped_copies():

@@ -6,6 +6,7 @@ from keras import ops
 
 from keras_afgan.ops import blur_images
 from tests.testing import assert_close
+from tests.testing import run_compiled
 from tests.testing import to_numpy
 
 
@@ -55,3 +56,24 @@ def test_tensor_sigma_needs_max_sigma():
     x = np.zeros((1, 8, 8, 1), np.float32)
     with pytest.raises(ValueError, match="max_sigma"):
         blur_images(ops.convert_to_tensor(x), ops.convert_to_tensor(1.0))
+
+
+@pytest.mark.parametrize("sigma", [0.0, 0.2, 0.33])
+def test_tensor_sigma_below_a_third_skips_the_filter(sigma):
+    """floor(3 sigma) = 0: the images pass through, no filter product runs.
+
+    A NaN pixel shows it: any product with the banded matrices (even an
+    identity) would spread it along its row and column (0 * NaN = NaN).
+    """
+    x = np.random.default_rng(3).normal(size=(1, 10, 10, 1)).astype(np.float32)
+    x[0, 4, 5, 0] = np.nan
+
+    def blur(images, s):
+        return blur_images(images, s, max_sigma=10.0)
+
+    y = to_numpy(run_compiled(blur, [], x, ops.convert_to_tensor(sigma, "float32")))
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(x))
+    np.testing.assert_array_equal(y[~np.isnan(y)], x[~np.isnan(x)])
+    # Just above a third, the filter runs (and the NaN spreads).
+    y = to_numpy(blur(x, ops.convert_to_tensor(0.34, "float32")))
+    assert np.isnan(y).sum() > 1

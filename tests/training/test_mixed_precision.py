@@ -220,7 +220,12 @@ def test_compile_wraps_only_float16(trained):
 def test_golden_generator_in_mixed_precision(precision, monkeypatch):
     case = golden_case("t16")  # truncation psi 1
     reference = case.generator()
-    G = Generator(**generator_kwargs_from_reference(**case.meta["G_kwargs"]), dtype=precision)
+    # The golden case's num_fp16_res=0 would keep every layer in float32; the
+    # reference's default (4) puts all of a 16 px G's layers in reduced precision.
+    settings = dict(generator_kwargs_from_reference(**case.meta["G_kwargs"]), num_fp16_res=4)
+    G = Generator(**settings, dtype=precision)
+    assert all(layer.compute_dtype == precision.split("_")[1]
+               for layer in G.synthesis.synthesis_layers)
     G.set_weights(reference.get_weights())
     # Eager JAX compiles every op for every shape: one compiled call is quicker.
     _matrix_resampling(monkeypatch)
@@ -245,12 +250,57 @@ def test_run_settings(tmp_path):
     small = dataclasses.replace(config, cbase=128, cmax=8, z_dim=8, w_dim=8, num_layers=3)
     G, D = build_networks(small, c_dim=0, resolution=16)
     assert G.dtype_policy.name == D.dtype_policy.name == "mixed_bfloat16"
-    assert D.epilogue.fc.compute_dtype == "bfloat16"
+    assert D.blocks[0].conv0.compute_dtype == "bfloat16"
+    assert D.epilogue.fc.compute_dtype == "float32"
     # A run continues only in the precision it started with.
     (tmp_path / "checkpoint.keras").write_text("")
     (tmp_path / "config.json").write_text(config.to_json())
     with pytest.raises(ValueError, match=r"other settings \(\['precision'\]\)"):
         train(dataclasses.replace(config, precision="mixed_float16"))
+
+
+def test_reduced_precision_only_where_the_reference_has_it():
+    """G: synthesis layers with s_i * 2^num_fp16_res > R; D: blocks at
+    resolutions >= max(2^(log2 R + 1 - num_fp16_res), 8). Everything else,
+    and the styles of every layer, in float32. Checked on the dtypes of each
+    layer's output under each policy (64 px, num_fp16_res 2), traced
+    symbolically: nothing is computed."""
+    from keras.src.backend import compute_output_spec
+
+    for precision, reduced in (("float32", "float32"), ("mixed_bfloat16", "bfloat16"),
+                               ("mixed_float16", "float16")):
+        G = Generator(z_dim=8, w_dim=8, img_resolution=64, channel_base=256, channel_max=8,
+                      num_layers=4, margin_size=2, num_fp16_res=2, dtype=precision)
+        ws = keras.KerasTensor((2, G.num_ws, 8), dtype="float32")
+        images, activations = compute_output_spec(
+            lambda w: G.synthesis(w, return_activations=True), ws)
+        assert images.dtype == activations["input"].dtype == "float32"
+        rates = {s.name: s.out_sampling_rate for s in G.synthesis.spec.layers}
+        expected = {name: reduced if rate * 2**2 > 64 else "float32"
+                    for name, rate in rates.items()}
+        assert len(set(expected.values())) == (1 if precision == "float32" else 2)
+        assert {name: x.dtype for name, x in activations.items() if name != "input"} == expected
+        for layer in G.synthesis.synthesis_layers:
+            assert layer.affine.compute_dtype == "float32", layer.name  # styles in float32
+        assert G.mapping.compute_dtype == "float32"
+
+        D = Discriminator(img_resolution=64, channel_base=256, channel_max=8, c_dim=3,
+                          mbstd_group_size=2, num_fp16_res=2, dtype=precision)
+
+        def blocks(x):
+            outputs = []
+            for block in D.blocks:
+                x = block(x)
+                outputs.append(x)
+            return outputs
+
+        outputs = compute_output_spec(blocks, keras.KerasTensor((2, 64, 64, 3)))
+        # min(2^(6 + 1 - 2), 8) = 32: b64 and b32 reduced, b16 and b8 not.
+        assert [x.dtype for x in outputs] == [reduced, reduced, "float32", "float32"]
+        assert D.epilogue.compute_dtype == D.mapping.compute_dtype == "float32"
+        logits = compute_output_spec(D, keras.KerasTensor((2, 64, 64, 3)),
+                                     keras.KerasTensor((2, 3)))
+        assert logits.dtype == "float32"
 
 
 def test_bench_builds_the_networks_as_training():

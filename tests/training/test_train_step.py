@@ -1,8 +1,10 @@
 """`AliasFreeGAN.fit`: one iteration's arithmetic, every backend, save and resume.
 
 A small conditional model trains two iterations with config R's D-input blur
-(sigma 10, then 6) and lazy R1 every 2nd iteration. Its updated weights are
-checked against Adam applied by hand in numpy to the phases' gradients,
+(sigma 10, then 6) and lazy R1 every 2nd iteration; its fake images take
+labels of their own (`gen_labels`, as the reference's `gen_c`), not the real
+batch's. Its updated weights are checked against Adam (torch's form) applied
+by hand in numpy to the phases' gradients,
 against the same two iterations on the other backends, and against a model
 restored from a `.keras` file.
 """
@@ -34,6 +36,7 @@ G_KWARGS = dict(z_dim=8, w_dim=8, c_dim=2, img_resolution=16, img_channels=3, ch
 D_KWARGS = dict(c_dim=2, img_resolution=16, img_channels=3, channel_base=256, channel_max=16,
                 epilogue_kwargs={"mbstd_group_size": 2})
 N = 4
+BATCH_KEYS = ("images", "labels", "latents", "gen_labels")
 # Blur sigma 10 at iteration 0 and 6 at iteration 1; R1 at iteration 0 only;
 # G-EMA half-life min(10, images_seen * 0.5) images, so beta is 0, then 0.25.
 GAN_KWARGS = dict(r1_gamma=1.5, r1_interval=2, ema_kimg=0.01, ema_rampup=0.5,
@@ -56,6 +59,8 @@ def _batch(seed):
         "images": rng.uniform(-1, 1, (N, 16, 16, 3)).astype("float32"),
         "labels": np.eye(2, dtype="float32")[[0, 1, 1, 0]],
         "latents": rng.standard_normal((N, 2, 8)).astype("float32"),
+        # Gmain's fakes: [1, 1, 0, 1]; Dmain's: [1, 0, 0, 0] (not the reals').
+        "gen_labels": np.eye(2, dtype="float32")[[[1, 1], [1, 0], [0, 0], [1, 0]]],
     }
 
 
@@ -97,8 +102,8 @@ def fit_from_reference(weights_path, batches_path, out_path, gan_kwargs):
     gan.compile()
     out = {}
     with np.load(batches_path) as data:
-        batches = [{key: data[f"{i}/{key}"] for key in ("images", "labels", "latents")}
-                   for i in range(len(data.files) // 3)]
+        batches = [{key: data[f"{i}/{key}"] for key in BATCH_KEYS}
+                   for i in range(len(data.files) // len(BATCH_KEYS))]
     for i, batch in enumerate(batches):
         _fit(gan, batch)
         out.update({f"step{i}/{k}": v for k, v in export_state(gan).items()})
@@ -123,7 +128,7 @@ def restore_and_export(saved_path, out_path, batches_path=None):
         out["accelerator"] = accelerator_present()
     if batches_path is not None:
         with np.load(batches_path) as data:
-            _fit(gan, {key: data[f"0/{key}"] for key in ("images", "labels", "latents")})
+            _fit(gan, {key: data[f"0/{key}"] for key in BATCH_KEYS})
         out.update({f"after/{k}": v for k, v in export_counters(gan).items()})
     np.savez(out_path, **out)
 
@@ -153,7 +158,7 @@ def trained(tmp_path_factory):
     run.g_initial = _values(gan.generator.trainable_variables)
     run.d_initial = _values(gan.discriminator.trainable_variables)
     b = batches[0]
-    _, _, grads = gan.phase_gmain(b["latents"][:, 0], b["labels"], SIGMAS[0])
+    _, _, grads = gan.phase_gmain(b["latents"][:, 0], b["gen_labels"][:, 0], SIGMAS[0])
     run.g_grads = _values(grads)
 
     gan.compile()
@@ -175,14 +180,18 @@ def trained(tmp_path_factory):
 
 
 def _adam(weights, grads, step, lr, beta_2, state=None):
-    """Keras's Adam (beta_1 = 0) by hand in float64; returns new weights and v."""
+    """Adam in torch's form (beta_1 = 0) by hand in float64; returns new weights and v.
+
+    `w -= lr * m_hat / (sqrt(v_hat) + eps)`: epsilon on the bias-corrected
+    root, as torch.optim.Adam (the reference's optimizer) adds it.
+    """
     v = [np.zeros_like(w, np.float64) for w in weights] if state is None else state
     out, new_v = [], []
-    alpha = lr * np.sqrt(1 - beta_2**step)  # / (1 - beta_1**step) = 1
     for w, g, v_i in zip(weights, grads, v):
         g = np.asarray(g, np.float64)
         v_i = v_i + (g * g - v_i) * (1 - beta_2)
-        out.append(w - g * alpha / (np.sqrt(v_i) + EPSILON))  # m = g when beta_1 = 0
+        v_hat = v_i / (1 - beta_2**step)
+        out.append(w - lr * g / (np.sqrt(v_hat) + EPSILON))  # m_hat = g when beta_1 = 0
         new_v.append(v_i)
     return out, new_v
 
@@ -200,8 +209,8 @@ def _assert_updates_close(actual, expected, initial, atol, rtol, steps, what, se
     `actual`, `expected`, `initial`: name -> array. Elementwise within `atol`
     (plus float32 rounding of the weight), and each tensor's update
     (`expected - initial`) within `rtol` of its norm. Adam with beta_1 = 0
-    moves a weight by about `lr * g / (|g| + 10 eps)`: `lr * sign(g)` for
-    |g| >> 1e-7, but steeply dependent on g near 1e-7, so gradients that
+    first moves a weight by `lr * g / (|g| + eps)`: `lr * sign(g)` for
+    |g| >> 1e-8, but steeply dependent on g near 1e-8, so gradients that
     differ only by rounding (eager vs compiled, one backend vs another) may
     move such a weight differently. At most max(2, 1e-4 of all elements) may,
     and only within Adam's bounded step; with `sensitive` (name -> mask of
@@ -272,7 +281,8 @@ def test_discriminator_steps_are_adam_on_dmain_then_dreg(trained):
         variable.assign(value)
     b = trained.batches[0]
     real = b["images"]
-    _, _, grads = gan.phase_dmain(b["latents"][:, 1], real, b["labels"], SIGMAS[0])
+    _, _, grads = gan.phase_dmain(b["latents"][:, 1], real, b["labels"], SIGMAS[0],
+                                  gen_c=b["gen_labels"][:, 1])
     # Dmain moved G's statistics exactly as the fit step did.
     _assert_all_close(_values(gan.generator.variables), trained.steps[0].g_variables, 1e-6,
                       "G statistics after Dmain")
