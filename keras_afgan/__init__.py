@@ -15,6 +15,10 @@ from keras_afgan import convert
 from keras_afgan import layers
 from keras_afgan import models
 from keras_afgan import ops
+# Every class a saved file may name (AliasFreeGAN, its optimizers) is
+# registered with Keras on import, so `keras.saving.load_model` reads any
+# keras_afgan file after `import keras_afgan` alone.
+from keras_afgan import training
 from keras_afgan.models import Discriminator
 from keras_afgan.models import Generator
 from keras_afgan.models import discriminator_from_preset

@@ -147,7 +147,12 @@ def _module_tree(flat_state, class_name, init_kwargs, frozen=(), attributes=None
     for name, value in flat_state.items():
         path, _, leaf = name.rpartition(".")
         target = node(path)
-        tensor = torch.from_numpy(np.array(value, np.float32))
+        if not isinstance(value, (np.ndarray, torch.Tensor)):
+            target["_buffers"][leaf] = value  # an object that pickles as a tensor (tests)
+            continue
+        # A torch tensor goes in as it is (a test's hand-made view, say).
+        tensor = value if isinstance(value, torch.Tensor) else torch.from_numpy(
+            np.array(value, np.float32))
         if leaf in BUFFERS or path in frozen:
             target["_buffers"][leaf] = tensor
         else:
@@ -219,7 +224,7 @@ def augment_pipe(p, **kwargs):
 
 def write_snapshot(path, G_state, G_kwargs, D_state, D_kwargs, G_ema_state=None,
                    networks=("G", "D", "G_ema"), augment_p=None, fp32=False, freezed=0,
-                   init_kwargs=None, extra=None):
+                   init_kwargs=None, extra=None, protocol=None, edit=None):
     """Write a snapshot pickle as the reference's training loop would.
 
     Args:
@@ -235,6 +240,9 @@ def write_snapshot(path, G_state, G_kwargs, D_state, D_kwargs, G_ema_state=None,
         init_kwargs: `{"G" | "D" | "augment_pipe": {...}}`, constructor
             arguments to add (G's also go to G_ema).
         extra: entries to add to (or replace in) the top-level dict.
+        protocol: the pickle protocol (default: pickle's, as the reference).
+        edit: called with the top-level dict before it is written (networks
+            as `Persistent(class_name, state)`), to damage it.
     """
     g_kwargs, d_kwargs = train_kwargs(G_kwargs, D_kwargs, fp32=fp32, freezed=freezed)
     init_kwargs = init_kwargs or {}
@@ -261,8 +269,10 @@ def write_snapshot(path, G_state, G_kwargs, D_state, D_kwargs, G_ema_state=None,
         use_labels=bool(g_kwargs["c_dim"]), max_size=None, xflip=False,
         resolution=g_kwargs["img_resolution"], random_seed=0)
     data.update(extra or {})
+    if edit is not None:
+        edit(data)
     with stand_in_modules(), open(path, "wb") as f:
-        pickle.dump(data, f)
+        pickle.dump(data, f, protocol=protocol)
     return path
 
 

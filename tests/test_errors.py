@@ -107,3 +107,43 @@ def test_bad_generator_settings(kwargs, name):
     settings.update(kwargs)
     with pytest.raises(ValueError, match=name):
         keras_afgan.Generator(**settings)
+
+
+def test_an_empty_batch_gives_empty_results():
+    """N = 0, as the first call of fresh models: G (called, with a psi,
+    through predict), G.mapping and D answer empty arrays of the right shape
+    (D used to divide by zero in its minibatch-std groups; Keras's predict
+    fails on zero samples)."""
+    G = keras_afgan.Generator(z_dim=8, c_dim=2, w_dim=8, img_resolution=16, channel_base=128,
+                              channel_max=8)
+    D = keras_afgan.Discriminator(c_dim=2, img_resolution=16, channel_base=128, channel_max=8,
+                                  mbstd_group_size=2)
+    z, c = _z(0), _c(0)
+    assert tuple(G(z, c).shape) == (0, 16, 16, 3)
+    assert tuple(G(z, c, truncation_psi=0.5).shape) == (0, 16, 16, 3)
+    assert G.predict((z, c), verbose=0).shape == (0, 16, 16, 3)
+    assert tuple(G.mapping(z, c).shape) == (0, G.num_ws, 8)
+    images = np.zeros((0, 16, 16, 3), "float32")
+    assert tuple(D(images, c).shape) == (0, 1)
+    assert D.predict((images, c), verbose=0).shape == (0, 1)
+    assert tuple(G(_z(2), _c(2)).shape) == (2, 16, 16, 3)  # and nothing broke
+
+
+def test_one_bad_row_spoils_only_itself(small_models):
+    """A NaN z row and a NaN psi leave the batch's other images as they are alone."""
+    G, _ = small_models
+    z = np.random.default_rng(0).standard_normal((4, 8)).astype("float32")
+    c = _c(4)
+    psi = np.array([0.7, 0.7, np.nan, 0.7], "float32")
+    z[1] = np.nan
+    images = _numpy(G(z, c, truncation_psi=psi))
+    for i in (0, 3):
+        alone = _numpy(G(z[i:i + 1], c[i:i + 1], truncation_psi=0.7))
+        np.testing.assert_allclose(images[i:i + 1], alone, rtol=0, atol=1e-5, err_msg=f"row {i}")
+    assert np.isnan(images[1]).all() and np.isnan(images[2]).all()
+
+
+def _numpy(x):
+    import keras
+
+    return np.asarray(keras.ops.convert_to_numpy(x))

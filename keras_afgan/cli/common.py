@@ -1,7 +1,12 @@
 """Helpers shared by the command-line tools (no flags defined here)."""
 
-import os
+import math
 import re
+
+
+# One image per seed: more than this is a typo, not a request (and the list
+# is built up front). Seeds index numpy's 32-bit RandomState, as the reference's.
+MAX_SEEDS = 100_000
 
 
 def parse_seeds(text):
@@ -9,14 +14,27 @@ def parse_seeds(text):
     seeds = []
     for part in str(text).split(","):
         part = part.strip()
-        match = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        match = re.fullmatch(r"([0-9]+)(?:-([0-9]+))?", part)
         if not match:
             raise ValueError(f"Expected seeds like '0-7' or '1,5,9'. Received: {text!r}")
         lo, hi = int(match.group(1)), int(match.group(2) or match.group(1))
         if hi < lo:
             raise ValueError(f"Expected a range low-high with low <= high. Received: {part!r}")
+        if hi >= 2**32:
+            raise ValueError(f"Expected seeds below 2**32. Received: {part!r}")
+        if len(seeds) + hi - lo + 1 > MAX_SEEDS:
+            raise ValueError(f"Expected at most {MAX_SEEDS} seeds. Received: {text!r} "
+                             f"({len(seeds) + hi - lo + 1} or more)")
         seeds.extend(range(lo, hi + 1))
     return seeds
+
+
+def finite(value, name):
+    """`float(value)`, refusing NaN and infinities with the flag's `name`."""
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"Expected {name} to be a finite number. Received: {value}")
+    return value
 
 
 def parse_vec2(text):
@@ -24,23 +42,23 @@ def parse_vec2(text):
     try:
         if len(parts) != 2:
             raise ValueError
-        return float(parts[0]), float(parts[1])
+        values = float(parts[0]), float(parts[1])
     except ValueError:
         raise ValueError(f"Expected two comma-separated numbers like '0.1,-0.2'. Received: {text!r}")
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError(f"Expected two finite numbers like '0.1,-0.2'. Received: {text!r}")
+    return values
 
 
 def load_generator(path):
     """A float32 `Generator` from a generator file or a training checkpoint
     (whose G-EMA may compute in a mixed precision; its weights are float32)."""
-    import keras
-
     from keras_afgan.models.generator import Generator
     from keras_afgan.models.generator import generator_with_dtype
+    from keras_afgan.models.saving import load_keras_file
     from keras_afgan.training.gan import AliasFreeGAN
 
-    if not os.path.exists(path):
-        raise ValueError(f"Expected --network to name a .keras file. Received: {path!r}")
-    model = keras.saving.load_model(path, compile=False)
+    model = load_keras_file(path, "--network")
     if isinstance(model, AliasFreeGAN):
         model = model.generator_ema
     if not isinstance(model, Generator):

@@ -12,6 +12,7 @@ import os
 from absl import app
 from absl import flags
 
+from keras_afgan.cli.common import finite
 from keras_afgan.cli.common import load_generator
 from keras_afgan.cli.common import parse_seeds
 from keras_afgan.cli.common import parse_vec2
@@ -35,13 +36,14 @@ def main(argv):
 
     seeds = parse_seeds(_FLAGS.seeds)
     translate = parse_vec2(_FLAGS.translate)
+    truncation_psi, rotate = finite(_FLAGS.trunc, "--trunc"), finite(_FLAGS.rotate, "--rotate")
     G = load_generator(_FLAGS.network)
     os.makedirs(_FLAGS.outdir, exist_ok=True)
     for start in range(0, len(seeds), 16):
         chunk = seeds[start:start + 16]
-        images = generate_images(G, chunk, truncation_psi=_FLAGS.trunc,
+        images = generate_images(G, chunk, truncation_psi=truncation_psi,
                                  class_idx=_FLAGS["class"].value, translate=translate,
-                                 rotate=_FLAGS.rotate)
+                                 rotate=rotate)
         for seed, image in zip(chunk, images):
             save_image(image, os.path.join(_FLAGS.outdir, f"seed{seed:04d}.png"))
     print(f"Wrote {len(seeds)} images to {_FLAGS.outdir}")

@@ -12,6 +12,7 @@ import os
 from absl import app
 from absl import flags
 
+from keras_afgan.cli.common import finite
 from keras_afgan.cli.common import load_generator
 from keras_afgan.cli.common import quiet_library_logs
 
@@ -35,10 +36,11 @@ def main(argv):
 
     if _FLAGS.num < 1:
         raise ValueError(f"Expected --num >= 1. Received: {_FLAGS.num}")
+    truncation_psi = finite(_FLAGS.trunc, "--trunc")
     G = load_generator(_FLAGS.network)
     r = G.img_resolution
     results = {"generated": spectra.average_power_spectrum_of_batches(generated_batches(
-        G, _FLAGS.num, _FLAGS.batch, _FLAGS.seed, _FLAGS.trunc))}
+        G, _FLAGS.num, _FLAGS.batch, _FLAGS.seed, truncation_psi))}
     if _FLAGS.data:
         from keras_afgan.data.sources import load_images
 

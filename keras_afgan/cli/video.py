@@ -16,6 +16,7 @@ import re
 from absl import app
 from absl import flags
 
+from keras_afgan.cli.common import finite
 from keras_afgan.cli.common import load_generator
 from keras_afgan.cli.common import parse_seeds
 from keras_afgan.cli.common import quiet_library_logs
@@ -54,15 +55,17 @@ def main(argv):
         raise ValueError(f"Expected --frames >= 1. Received: {_FLAGS.frames}")
     seeds = parse_seeds(_FLAGS.seeds)
     rows, cols = parse_grid(_FLAGS.grid, len(seeds))
+    truncation_psi = finite(_FLAGS.trunc, "--trunc")
+    max_translate = finite(_FLAGS["max-translate"].value, "--max-translate")
+    max_angle = finite(_FLAGS["max-angle"].value, "--max-angle")
     G = load_generator(_FLAGS.network)
     if _FLAGS.mode == "interp":
-        frames = video.interpolation_frames(G, seeds, _FLAGS.frames, _FLAGS.trunc,
+        frames = video.interpolation_frames(G, seeds, _FLAGS.frames, truncation_psi,
                                             _FLAGS["class"].value)
     else:
         frames = video.tile(video.sweep_frames(
-            G, seeds, _FLAGS.mode, _FLAGS.frames, _FLAGS.trunc, _FLAGS["class"].value,
-            max_translate=_FLAGS["max-translate"].value,
-            max_angle=_FLAGS["max-angle"].value), rows, cols)
+            G, seeds, _FLAGS.mode, _FLAGS.frames, truncation_psi, _FLAGS["class"].value,
+            max_translate=max_translate, max_angle=max_angle), rows, cols)
     video.write_video(frames, _FLAGS.out, fps=_FLAGS.fps)
     print(f"Wrote {_FLAGS.out}: {len(frames)} frames of {frames.shape[2]}x{frames.shape[1]}")
 

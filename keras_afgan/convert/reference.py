@@ -16,6 +16,8 @@ import numpy as np
 
 from keras_afgan.models.discriminator import Discriminator
 from keras_afgan.models.generator import Generator
+from keras_afgan.models.specs import discriminator_channels
+from keras_afgan.models.specs import synthesis_spec
 from keras_afgan.ops.filter_design import resample_filter_1d
 
 _G_SYNTHESIS_KEYS = (
@@ -243,6 +245,66 @@ def _save(entries, constants, include_constants):
     return state
 
 
+# Sizes a network's settings may take (StyleGAN3 at 1024 px uses at most
+# 1024 channels, 512-wide latents and 14 layers): checked before anything is
+# built, so that settings read from a file cannot ask for terabytes.
+_LIMITS = {"z_dim": (0, 1 << 16), "w_dim": (1, 1 << 16), "c_dim": (0, 1 << 20),
+           "img_channels": (1, 64), "channel_base": (1, 1 << 24), "channel_max": (1, 1 << 16),
+           "num_layers": (1, 256), "mapping_layers": (0, 64), "margin_size": (0, 1024),
+           "cmap_dim": (1, 1 << 16)}
+_MAX_RESOLUTION = 1 << 14
+
+
+def _check_settings(kwargs, what):
+    for name, (low, high) in _LIMITS.items():
+        value = kwargs.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not (
+                low <= value <= high):
+            raise ValueError(f"Expected {what} setting {name} to be an integer in "
+                             f"[{low}, {high}]. Received: {value!r}")
+    resolution = kwargs.get("img_resolution")
+    if not isinstance(resolution, (int, np.integer)) or not 16 <= resolution <= _MAX_RESOLUTION:
+        raise ValueError(f"Expected {what} setting img_resolution to be a power of 2 in "
+                         f"[16, {_MAX_RESOLUTION}]. Received: {resolution!r}")
+
+
+def _check_state_size(state, floor, what):
+    """Refuse settings that need more weights than the state holds (checked
+    before building: every weight must come from the state)."""
+    held = sum(int(np.size(v)) for v in state.values())
+    if floor > held:
+        raise ValueError(
+            f"The {what} settings describe at least {floor:,} weights; the state holds "
+            f"{held:,} values. The settings do not match the weights (refusing to build it).")
+
+
+def _generator_floor(kwargs):
+    """A lower bound on a generator's weight count: its convolutions and mapping layers."""
+    spec_args = ("channel_base", "channel_max", "num_layers", "num_critical", "margin_size",
+                 "conv_kernel", "img_channels")
+    spec = synthesis_spec(kwargs["img_resolution"],
+                          **{k: kwargs[k] for k in spec_args if k in kwargs})
+    floor = sum(layer.in_channels * layer.out_channels * layer.conv_kernel**2
+                for layer in spec.layers)
+    w_dim, c_dim = kwargs["w_dim"], kwargs.get("c_dim", 0)
+    layers = kwargs.get("mapping_layers", 2)
+    if layers:
+        floor += (kwargs["z_dim"] + (w_dim if c_dim else 0)) * w_dim
+        floor += (layers - 1) * w_dim * w_dim
+    return floor + c_dim * w_dim
+
+
+def _discriminator_floor(kwargs):
+    """A lower bound on a discriminator's weight count: its 3x3 convolutions."""
+    channels = discriminator_channels(kwargs["img_resolution"], kwargs.get("channel_base", 32768),
+                                      kwargs.get("channel_max", 512))
+    floor = sum(channels[res] * (channels[res] + channels[res // 2]) * 9
+                for res in channels if res > 4)
+    return floor + channels[4] * channels[4] * 9 + kwargs.get("c_dim", 0)
+
+
 def generator_from_reference(state, **G_kwargs):
     """Build a `Generator` from the reference's state dict and `G_kwargs`.
 
@@ -252,14 +314,24 @@ def generator_from_reference(state, **G_kwargs):
         **G_kwargs: the reference's generator constructor arguments
             (`z_dim, c_dim, w_dim, img_resolution, img_channels,
             mapping_kwargs={...}, channel_base, ...`).
+
+    The settings are checked against sane bounds and against the number of
+    values in `state` before the generator is built.
     """
-    G = Generator(**generator_kwargs_from_reference(**G_kwargs))
+    kwargs = generator_kwargs_from_reference(**G_kwargs)
+    _check_settings(kwargs, "generator")
+    _check_state_size(state, _generator_floor(kwargs), "generator")
+    G = Generator(**kwargs)
     return _load(G, state, _generator_entries(G), _generator_constants(G), "generator")
 
 
 def discriminator_from_reference(state, **D_kwargs):
-    """Build a `Discriminator` from the reference's state dict and `D_kwargs`."""
-    D = Discriminator(**discriminator_kwargs_from_reference(**D_kwargs))
+    """Build a `Discriminator` from the reference's state dict and `D_kwargs`
+    (checked as `generator_from_reference` checks its settings)."""
+    kwargs = discriminator_kwargs_from_reference(**D_kwargs)
+    _check_settings(kwargs, "discriminator")
+    _check_state_size(state, _discriminator_floor(kwargs), "discriminator")
+    D = Discriminator(**kwargs)
     return _load(D, state, _discriminator_entries(D), _discriminator_constants(D), "discriminator")
 
 

@@ -23,7 +23,11 @@ else (`os.system`, `builtins.eval`, any other class) raises
 
 import collections
 import io
+import math
+import os
 import pickle
+import struct
+import warnings
 
 import numpy as np
 
@@ -107,16 +111,6 @@ def _load_storage_from_bytes(data):
     return _torch().load(io.BytesIO(data), weights_only=True, map_location="cpu")
 
 
-def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False,
-                       backward_hooks=None, metadata=None):
-    del requires_grad, backward_hooks, metadata
-    torch = _torch()
-    tensor = torch.empty((0,), dtype=storage.dtype)
-    tensor.set_(storage.untyped_storage() if hasattr(storage, "untyped_storage") else storage,
-                storage_offset, size, stride)
-    return tensor
-
-
 def _rebuild_parameter(data, requires_grad=False, backward_hooks=None, state=None):
     del requires_grad, backward_hooks, state
     return data
@@ -132,13 +126,65 @@ def _module_record(cls, base=object, state=None):
 
 
 class SnapshotUnpickler(pickle.Unpickler):
-    """Unpickles reference snapshots; refuses every global the format does not use."""
+    """Unpickles reference snapshots; refuses every global the format does not use.
+
+    Tensors are rebuilt as views of their decoded storage, checked first: no
+    tensor may have more elements than its storage or reach past its end (a
+    stride-0 tensor of a few bytes would otherwise materialise gigabytes), and
+    all tensors together at most `max_elements` (views of one storage
+    referenced a thousand times would otherwise each be copied).
+
+    Args:
+        file: the open pickle.
+        max_elements: the most tensor elements the file may hold in all; a
+            real snapshot holds fewer than it has bytes.
+    """
+
+    def __init__(self, file, max_elements):
+        super().__init__(file)
+        self.max_elements = int(max_elements)
+        self.elements = 0
+
+    def _rebuild_tensor_v2(self, storage, storage_offset, size, stride, requires_grad=False,
+                           backward_hooks=None, metadata=None):
+        del requires_grad, backward_hooks, metadata
+        torch = _torch()
+        if not isinstance(storage, (torch.TypedStorage, torch.UntypedStorage)):
+            raise pickle.UnpicklingError(
+                f"Expected a tensor's storage. Received: {type(storage).__name__}")
+        size, stride = tuple(size), tuple(stride)
+        if (len(size) != len(stride) or not all(isinstance(v, int) and v >= 0
+                                                 for v in size + stride + (storage_offset,))):
+            raise pickle.UnpicklingError(
+                f"Expected a tensor's size and stride as non-negative integers of one length. "
+                f"Received: size={size}, stride={stride}, offset={storage_offset!r}")
+        with warnings.catch_warnings():
+            # torch.load gives the (deprecated) TypedStorage the format pickled.
+            warnings.simplefilter("ignore", UserWarning)
+            untyped = (storage.untyped() if isinstance(storage, torch.TypedStorage)
+                       else storage)
+            dtype = storage.dtype if isinstance(storage, torch.TypedStorage) else torch.uint8
+        available = untyped.nbytes() // torch.empty((), dtype=dtype).element_size()
+        numel = math.prod(size)
+        extent = storage_offset + sum((n - 1) * s for n, s in zip(size, stride)) + 1
+        if numel > available or (numel and extent > available):
+            raise pickle.UnpicklingError(
+                f"A tensor of size {list(size)} (stride {list(stride)}, offset "
+                f"{storage_offset}) does not fit its storage of {available} elements")
+        self.elements += numel
+        if self.elements > self.max_elements:
+            raise pickle.UnpicklingError(
+                f"The tensors hold more than {self.max_elements} elements in all, more than the "
+                "file's size allows (storages shared by many tensors?)")
+        tensor = torch.empty((0,), dtype=dtype)
+        tensor.set_(untyped, storage_offset, size, stride)
+        return tensor
 
     def find_class(self, module, name):
         allowed = {
             ("torch_utils.persistence", "_reconstruct_persistent_obj"):
                 _reconstruct_persistent_obj,
-            ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
+            ("torch._utils", "_rebuild_tensor_v2"): self._rebuild_tensor_v2,
             ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
             ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
             ("torch.storage", "_load_from_bytes"): _load_storage_from_bytes,
@@ -146,6 +192,14 @@ class SnapshotUnpickler(pickle.Unpickler):
             ("dnnlib.util", "EasyDict"): _EasyDict,
             ("copyreg", "_reconstructor"): _module_record,
             ("builtins", "object"): object,
+            # Protocols 2 and 3 (Python < 3.8's default) write sets (a torch
+            # module's `_non_persistent_buffers_set`) as calls to `set`; 2 names
+            # builtins `__builtin__`.
+            ("builtins", "set"): set,
+            ("builtins", "frozenset"): frozenset,
+            ("__builtin__", "set"): set,
+            ("__builtin__", "frozenset"): frozenset,
+            ("__builtin__", "object"): object,
         }
         if (module, name) in allowed:
             return allowed[(module, name)]
@@ -162,10 +216,40 @@ class SnapshotUnpickler(pickle.Unpickler):
             "scalars are allowed (nothing in the file is imported or executed).")
 
 
+# A pickle that fails to decode raises one of these (truncated data, wrong
+# types in a reconstruction call, deep nesting, ...): all mean a bad file.
+_DECODE_ERRORS = (EOFError, TypeError, ValueError, AttributeError, IndexError, KeyError,
+                  RecursionError, OverflowError, UnicodeDecodeError, RuntimeError,
+                  struct.error, pickle.UnpicklingError)
+
+
 def read_snapshot(path):
-    """The snapshot's top-level dict, networks as `PersistentObject` records."""
+    """The snapshot's top-level dict, networks as `PersistentObject` records.
+
+    Raises:
+        pickle.UnpicklingError: the file names a global outside the format
+            (nothing was run).
+        ValueError: anything else wrong with the file (not a pickle, truncated,
+            tensors that do not fit their storage or exceed its size, ...),
+            naming the file.
+    """
+    size = os.path.getsize(path)
     with open(path, "rb") as f:
-        data = SnapshotUnpickler(f).load()
+        head = f.read(4)
+        if head.startswith(b"PK\x03\x04"):
+            raise ValueError(
+                f"{path} is a zip archive (a .keras file or a torch.save file?), not a "
+                "reference snapshot pickle")
+        f.seek(0)
+        try:
+            data = SnapshotUnpickler(f, max_elements=max(size, 1 << 20)).load()
+        except pickle.UnpicklingError as error:
+            if str(error).startswith("Refusing"):
+                raise  # a global outside the format: the security refusal, as it is
+            raise ValueError(f"{path} is not a valid reference snapshot: {error}") from None
+        except _DECODE_ERRORS as error:
+            raise ValueError(f"{path} is not a valid reference snapshot (truncated or "
+                             f"corrupt): {type(error).__name__}: {error}") from None
     if not isinstance(data, dict):
         raise ValueError(
             f"Expected a reference snapshot (a pickled dict with G, D, G_ema) in {path}. "
@@ -182,58 +266,115 @@ def _as_numpy(value, name):
     raise ValueError(f"Expected a tensor for {name}. Received: {type(value).__name__}")
 
 
-def flatten_state(obj, prefix=""):
-    """State-dict names -> numpy arrays, through `_parameters`, `_buffers`, `_modules`."""
+# Bounds on the structures of a snapshot (real ones are far inside them): a
+# few hostile bytes can describe self-references, deep nesting or, through
+# shared references, billions of values.
+MAX_NESTING = 64
+MAX_ARGUMENT_VALUES = 100_000
+
+
+def _module_state(obj, where):
     state = obj.state
+    if not isinstance(state, dict):
+        raise ValueError(f"Expected the state of {where} to be a dict. "
+                         f"Received: {type(state).__name__}")
+    return state
+
+
+def _mapping(value, where):
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"Expected {where} to be a dict. Received: {type(value).__name__}")
+    return value
+
+
+def flatten_state(obj, prefix="", depth=0):
+    """State-dict names -> numpy arrays, through `_parameters`, `_buffers`, `_modules`."""
+    where = prefix[:-1] or obj.class_name
+    if depth > MAX_NESTING:
+        raise ValueError(f"Expected modules nested at most {MAX_NESTING} deep. "
+                         f"Received: deeper at {where}")
+    state = _module_state(obj, where)
     flat = {}
     for group in ("_parameters", "_buffers"):
-        for name, value in (state.get(group) or {}).items():
+        for name, value in _mapping(state.get(group), f"{where}.{group}").items():
             if value is not None:
-                flat[prefix + name] = _as_numpy(value, prefix + name)
-    for name, child in (state.get("_modules") or {}).items():
+                flat[prefix + str(name)] = _as_numpy(value, prefix + str(name))
+    for name, child in _mapping(state.get("_modules"), f"{where}._modules").items():
         if child is None:
             continue
         if not isinstance(child, (PersistentObject, ModuleRecord)):
             raise ValueError(
-                f"Expected a module at {prefix + name}. Received: {type(child).__name__}")
-        flat.update(flatten_state(child, prefix + name + "."))
+                f"Expected a module at {prefix}{name}. Received: {type(child).__name__}")
+        flat.update(flatten_state(child, f"{prefix}{name}.", depth + 1))
     return flat
 
 
-def _plain(value):
-    """EasyDicts and OrderedDicts as dicts, recursively (constructor arguments)."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_plain(v) for v in value)
-    return value
+def _plain(value, what="constructor arguments"):
+    """EasyDicts and OrderedDicts as dicts, recursively (constructor arguments).
+
+    Refuses self-references, nesting deeper than `MAX_NESTING` and more than
+    `MAX_ARGUMENT_VALUES` values (shared references counted each time they
+    are reached: what a copy, or JSON, would write).
+    """
+    count = 0
+
+    def convert(value, depth, active):
+        nonlocal count
+        count += 1
+        if count > MAX_ARGUMENT_VALUES:
+            raise ValueError(f"Expected at most {MAX_ARGUMENT_VALUES} values in the {what}. "
+                             "Received: more (shared references multiply them)")
+        if depth > MAX_NESTING:
+            raise ValueError(f"Expected the {what} nested at most {MAX_NESTING} deep. "
+                             "Received: deeper")
+        if not isinstance(value, (dict, list, tuple)):
+            return value
+        if id(value) in active:
+            raise ValueError(f"Expected the {what} without self-references. Received: a "
+                             f"{type(value).__name__} that contains itself")
+        active.add(id(value))
+        if isinstance(value, dict):
+            out = {str(k): convert(v, depth + 1, active) for k, v in value.items()}
+        else:
+            out = type(value)(convert(v, depth + 1, active) for v in value)
+        active.discard(id(value))
+        return out
+
+    return convert(value, 0, set())
 
 
 def constructor_kwargs(obj, positional_names):
     """The network's constructor arguments from `_init_args` and `_init_kwargs`."""
-    args = list(obj.state.get("_init_args") or ())
-    kwargs = _plain(dict(obj.state.get("_init_kwargs") or {}))
+    state = _module_state(obj, obj.class_name)
+    what = f"constructor arguments of {obj.class_name}"
+    args = _plain(list(state.get("_init_args") or ()), what)
+    kwargs = _plain(_mapping(state.get("_init_kwargs"), f"{obj.class_name}._init_kwargs"), what)
     if len(args) > len(positional_names):
         raise ValueError(
             f"Expected at most {len(positional_names)} positional arguments for "
             f"{obj.class_name}. Received: {len(args)}")
     for name, value in zip(positional_names, args):
-        kwargs[name] = _plain(value)
+        kwargs[name] = value
     return kwargs
 
 
 def _check_stylegan3_generator(obj, key):
     if obj.class_name != "Generator":
         raise ValueError(f"Expected {key} to be a Generator. Received: {obj.class_name}")
-    modules = obj.state.get("_modules") or {}
+    modules = _mapping(_module_state(obj, key).get("_modules"), f"{key}._modules")
     synthesis = modules.get("synthesis")
-    children = set((synthesis.state.get("_modules") or {}) if synthesis is not None else {})
+    children = set()
+    if isinstance(synthesis, (PersistentObject, ModuleRecord)):
+        children = set(_mapping(_module_state(synthesis, f"{key}.synthesis").get("_modules"),
+                                f"{key}.synthesis._modules"))
     if "input" not in children:
-        kind = "StyleGAN2" if any(name.startswith("b") and name[1:].isdigit()
+        kind = "StyleGAN2" if any(str(name).startswith("b") and str(name)[1:].isdigit()
                                   for name in children) else "an unknown"
         raise ValueError(
-            f"{key} is {kind} generator (synthesis blocks {sorted(children)[:6]}): only "
-            "StyleGAN3 (Alias-Free GAN, configs T and R) snapshots are supported.")
+            f"{key} is {kind} generator (synthesis blocks {sorted(map(str, children))[:6]}): "
+            "only StyleGAN3 (Alias-Free GAN, configs T and R) snapshots are supported.")
 
 
 def read_augment_pipe(obj):
@@ -251,7 +392,8 @@ def read_augment_pipe(obj):
     unknown = set(kwargs) - set(AUGMENT_ARGS)
     if unknown:
         raise ValueError(f"Unexpected augment_pipe arguments: {sorted(unknown)}")
-    p = (obj.state.get("_buffers") or {}).get("p")
+    p = _mapping(_module_state(obj, "augment_pipe").get("_buffers"),
+                 "augment_pipe._buffers").get("p")
     if p is None:
         raise ValueError("Expected augment_pipe to hold its probability buffer 'p'. "
                          "Received: no 'p' buffer")
@@ -281,11 +423,19 @@ def load_reference_pickle(path):
         `training_set_kwargs` when the file has it.
     """
     data = read_snapshot(path)
+    try:
+        return _models(data)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"{path}: {error}") from error
+
+
+def _models(data):
     found = [key for key in NETWORKS if data.get(key) is not None]
     if not found:
         raise ValueError(
-            f"Expected networks G, D or G_ema in {path}. Received keys: {sorted(map(str, data))}")
-    result = {}
+            f"Expected networks G, D or G_ema. Received keys: {sorted(map(str, data))[:20]}")
+    # Every structure is read and checked before anything is built.
+    networks = {}
     for key in found:
         obj = data[key]
         if not isinstance(obj, PersistentObject):
@@ -294,15 +444,18 @@ def load_reference_pickle(path):
                 f"{type(obj).__name__}")
         if key in ("G", "G_ema"):
             _check_stylegan3_generator(obj, key)
-            result[key] = generator_from_reference(
-                flatten_state(obj), **constructor_kwargs(obj, _GENERATOR_ARGS))
+            networks[key] = (generator_from_reference, flatten_state(obj),
+                             constructor_kwargs(obj, _GENERATOR_ARGS))
         else:
             if obj.class_name != "Discriminator":
                 raise ValueError(f"Expected D to be a Discriminator. Received: {obj.class_name}")
-            result[key] = discriminator_from_reference(
-                flatten_state(obj), **constructor_kwargs(obj, _DISCRIMINATOR_ARGS))
+            networks[key] = (discriminator_from_reference, flatten_state(obj),
+                             constructor_kwargs(obj, _DISCRIMINATOR_ARGS))
+    result = {}
     if data.get("augment_pipe") is not None:
         result["augment"] = read_augment_pipe(data["augment_pipe"])
     if data.get("training_set_kwargs") is not None:
-        result["training_set_kwargs"] = _plain(data["training_set_kwargs"])
+        result["training_set_kwargs"] = _plain(data["training_set_kwargs"], "training_set_kwargs")
+    for key, (build, state, kwargs) in networks.items():
+        result[key] = build(state, **kwargs)
     return result

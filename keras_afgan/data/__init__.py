@@ -8,6 +8,7 @@ tensorflow_datasets are imported only when these run; the tfds builder class
 """
 
 from keras_afgan.data.pipeline import training_dataset
+from keras_afgan.data.sources import DatasetWarning
 from keras_afgan.data.sources import IMAGE_EXTENSIONS
 from keras_afgan.data.sources import ImageDataset
 from keras_afgan.data.sources import UnreadableImageWarning
@@ -29,6 +30,7 @@ def __getattr__(name):
 
 __all__ = [
     "AfganBuiltin",
+    "DatasetWarning",
     "IMAGE_EXTENSIONS",
     "ImageDataset",
     "UnreadableImageWarning",

@@ -37,6 +37,11 @@ class UnreadableImageWarning(UserWarning):
     """An image file could not be decoded and was skipped."""
 
 
+class DatasetWarning(UserWarning):
+    """Something in a dataset that was resolved one way and deserves a look
+    (images of an odd size, duplicate label entries)."""
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class ImageDataset:
     """Images (and labels) in memory, ready for `training_dataset`.
@@ -168,7 +173,8 @@ def load_images(data, resolution=None, use_labels=False, channels=3, max_images=
 def center_crop_resize(image, resolution=None, channels=3):
     """One PIL image to uint8 `[R, R, C]`.
 
-    Steps: convert to RGB (`channels=3`) or grayscale (`channels=1`);
+    Steps: 16-bit grayscale to 8 bits (`round(v / 257)`); convert to RGB
+    (`channels=3`) or grayscale (`channels=1`);
     center-crop to a square of the shorter side (offsets `(w - s) // 2`,
     `(h - s) // 2`); resize to `resolution` with PIL's Lanczos filter, which
     widens its kernel when downsampling (antialiasing).
@@ -183,6 +189,11 @@ def center_crop_resize(image, resolution=None, channels=3):
     """
     from PIL import Image
 
+    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        # 16-bit grayscale (PIL reads 16-bit PNGs as I;16 or I): scale to 8 bits,
+        # where convert() would clip everything above 255 to white.
+        values = np.asarray(image, dtype=np.float64)
+        image = Image.fromarray(np.clip(np.rint(values / 257), 0, 255).astype(np.uint8), "L")
     image = image.convert("RGB" if channels == 3 else "L")
     w, h = image.size
     side = min(w, h)
@@ -250,6 +261,8 @@ def _read_files(data, reader, resolution, use_labels, channels, max_images):
     label_map = None
     if use_labels:
         label_map = _read_labels(data, reader, "dataset.json" in names)
+    if resolution is None:
+        resolution = _common_side(data, reader, image_names[:max_images])
 
     images, labels, skipped = [], [], []
     for name in image_names:
@@ -269,7 +282,6 @@ def _read_files(data, reader, resolution, use_labels, channels, max_images):
                 raise ValueError(f"Expected a label for every image in dataset.json of {data!r}. "
                                  f"Received: no label for {name!r}")
             labels.append(label_map[name])
-        resolution = resolution or array.shape[0]
         images.append(array)
     if not images:
         raise ValueError(f"Expected readable images in {data!r}. "
@@ -277,7 +289,39 @@ def _read_files(data, reader, resolution, use_labels, channels, max_images):
     if label_map is None:
         return ImageDataset(data, np.stack(images), skipped=tuple(skipped))
     labels = np.asarray(labels, np.int64)
+    if labels.max() >= len(labels):
+        # One-hot labels are max + 1 wide: a stray huge label would ask for gigabytes.
+        worst = max(label_map, key=label_map.get)
+        raise ValueError(
+            f"Expected class labels below the number of labelled images ({len(labels)}) in "
+            f"dataset.json of {data!r}. Received: label {label_map[worst]} for {worst!r}")
     return ImageDataset(data, np.stack(images), labels, int(labels.max()) + 1, tuple(skipped))
+
+
+def _common_side(data, reader, names):
+    """The most common square side (the shorter side of each image) among
+    `names`, read from the image headers; warns naming the images of other
+    sizes (they are cropped and resized to it)."""
+    from PIL import Image
+
+    sides = {}
+    for name in names:
+        try:
+            with Image.open(io.BytesIO(reader.read(name))) as image:
+                sides[name] = min(image.size)
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+            continue  # reported as unreadable when it is decoded
+    if not sides:
+        return None
+    values, counts = np.unique(list(sides.values()), return_counts=True)
+    side = int(values[np.argmax(counts)])  # ties: the smaller side
+    odd = sorted(name for name, value in sides.items() if value != side)
+    if odd:
+        warnings.warn(
+            f"{len(odd)} of {len(sides)} images in {data!r} are not {side} px (the most common "
+            f"size); they are cropped and resized to it: {odd[:10]}"
+            + (" and more" if len(odd) > 10 else ""), DatasetWarning, stacklevel=5)
+    return side
 
 
 def _read_labels(data, reader, has_json):
@@ -293,13 +337,21 @@ def _read_labels(data, reader, has_json):
     if labels is None:
         raise ValueError(f"Expected labels (use_labels=True) in dataset.json of {data!r}. "
                          'Received: dataset without labels ("labels": null)')
-    label_map = {}
+    label_map, duplicates = {}, []
     for entry in labels if isinstance(labels, list) else [labels]:
         if (not isinstance(entry, (list, tuple)) or len(entry) != 2
                 or not isinstance(entry[0], str) or not _is_int(entry[1]) or entry[1] < 0):
             raise ValueError(f"Expected dataset.json labels of {data!r} to be "
                              f"[relative path, non-negative int] pairs. Received: {entry!r}")
-        label_map[entry[0].replace("\\", "/")] = int(entry[1])
+        name = entry[0].replace("\\", "/")
+        if name in label_map:
+            duplicates.append(name)
+        label_map[name] = int(entry[1])
+    if duplicates:
+        warnings.warn(
+            f"dataset.json of {data!r} lists {len(duplicates)} images more than once; the last "
+            f"entry of each is used: {sorted(set(duplicates))[:10]}", DatasetWarning,
+            stacklevel=4)
     return label_map
 
 

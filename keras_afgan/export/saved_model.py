@@ -17,6 +17,7 @@ subprocess: the weights are the same on every backend.
 """
 
 import os
+import re
 import shutil
 import tempfile
 
@@ -56,8 +57,9 @@ def with_input_checks(fn, specs):
 
     The checks are graph ops, so they run wherever the SavedModel runs (TF
     Serving included) and fail with a message naming the input, the
-    expected shape and the received one. `N` is the first input's batch size.
-    (Dtypes are checked by TensorFlow itself when the signature is called.)
+    expected shape and the received one. `N` is the first input's batch size;
+    N = 0 answers empty outputs. (Dtypes are checked by TensorFlow itself when
+    the signature is called.)
     """
     import inspect
 
@@ -87,11 +89,30 @@ def with_input_checks(fn, specs):
                      tf.shape(x)]))
         with tf.control_dependencies(shape_checks):
             args = [tf.identity(x) for x in args]
-        return fn(*args)
+        empty = _empty_outputs(fn)
+        if empty is None:
+            return fn(*args)
+        # N = 0 answers empty outputs without running the generator (jax2tf's
+        # shape-polymorphic module requires a batch of at least 1).
+        return tf.cond(batch > 0, lambda: fn(*args), empty)
 
     checked.__signature__ = inspect.Signature([
         inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD) for name in names])
     return tf.function(checked, input_signature=specs, autograph=False)
+
+
+def _empty_outputs(fn):
+    """A function making `fn`'s outputs for a batch of 0, or None where a
+    concrete function's outputs have unknown dimensions past the batch."""
+    import tensorflow as tf
+
+    outputs = getattr(fn, "structured_outputs", None)
+    leaves = tf.nest.flatten(outputs)
+    if not leaves or not all(isinstance(x, (tf.Tensor, tf.TensorSpec)) and x.shape.rank
+                             and None not in x.shape.as_list()[1:] for x in leaves):
+        return None
+    return lambda: tf.nest.map_structure(
+        lambda x: tf.zeros([0] + x.shape.as_list()[1:], x.dtype), outputs)
 
 
 def serving_endpoints(generator):
@@ -154,7 +175,7 @@ def signature_summary(generator):
 def check_version_dir(path):
     """TF Serving loads integer version directories only: refuse any other export path."""
     version = os.path.basename(os.path.normpath(os.fspath(path)))
-    if not version.isdigit():
+    if not re.fullmatch(r"[0-9]+", version):  # ASCII digits ("²".isdigit() is True)
         raise ValueError(
             "Expected the export directory (--outdir) to end in an integer version directory, "
             "as TF Serving needs (MODEL_BASE/NAME/VERSION, e.g. exported/afgan/1). "

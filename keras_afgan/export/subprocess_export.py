@@ -42,13 +42,13 @@ def export_file_under_backend(network, path, export_format, backend, overwrite=F
 
 
 def _main(argv):
-    import keras
-
     from keras_afgan.export import export_onnx
     from keras_afgan.export import export_saved_model
+    from keras_afgan.models.saving import load_keras_file
+
     network, path, export_format = argv[:3]
     overwrite = "--overwrite" in argv[3:]
-    generator = keras.saving.load_model(network, compile=False)
+    generator = load_keras_file(network, "--network")
     # (export_saved_model / export_onnx check that it is a Generator.)
     export = export_saved_model if export_format == "saved_model" else export_onnx
     export(generator, path, overwrite=overwrite)

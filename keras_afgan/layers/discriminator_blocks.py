@@ -125,8 +125,9 @@ class MinibatchStdDev(keras.layers.Layer):
         _, h, w, c = x.shape
         f = self.num_channels
         n = x.shape[0]
+        # An empty batch (n = 0) takes groups of 1: no division by zero.
         if n is not None:
-            g = min(self.group_size, n) if self.group_size else n
+            g = max(min(self.group_size, n) if self.group_size else n, 1)
             if n % g:
                 raise ValueError(
                     f"Expected the batch size to be divisible by the minibatch-stddev group "
@@ -134,7 +135,7 @@ class MinibatchStdDev(keras.layers.Layer):
                 )
         else:
             n = ops.shape(x)[0]
-            g = ops.minimum(self.group_size, n) if self.group_size else n
+            g = ops.maximum(ops.minimum(self.group_size, n) if self.group_size else n, 1)
         # A statistic: float32 (squared float16 activations near the clamp overflow).
         y = ops.reshape(ops.cast(x, "float32"), (g, -1, h, w, f, c // f))
         y = y - ops.mean(y, axis=0)

@@ -1,6 +1,7 @@
 """The StyleGAN3 generator: mapping network + synthesis network."""
 
 import keras
+import numpy as np
 
 from keras_afgan.layers.mapping import MappingNetwork
 from keras_afgan.layers.synthesis_network import SynthesisNetwork
@@ -111,6 +112,13 @@ class Generator(keras.Model):
         r = self.img_resolution
         return (z_shape[0], r, r, self.img_channels)
 
+    def predict(self, x, *args, **kwargs):
+        # Keras's predict fails on zero samples; the answer is known.
+        if leading_size(x) == 0:
+            r = self.img_resolution
+            return np.zeros((0, r, r, self.img_channels), np.float32)
+        return super().predict(x, *args, **kwargs)
+
     def get_config(self):
         s = self.synthesis
         return {
@@ -143,6 +151,13 @@ class Generator(keras.Model):
             "w_avg_beta": self.w_avg_beta,
             "seed": s.seed,
         }
+
+
+def leading_size(x):
+    """The batch size of a model input (`x` or the first of `(x, c)`), or None."""
+    first = x[0] if isinstance(x, (tuple, list)) and x else x
+    shape = getattr(first, "shape", None)
+    return None if not shape else shape[0]
 
 
 def generator_with_dtype(generator, dtype):

@@ -8,7 +8,7 @@ def modulated_conv2d(x, weight, styles, demodulate=True, input_gain=None):
     """Convolve each sample with the shared weight modulated by its styles.
 
     Steps: if demodulating, normalise the weight by its RMS per output channel
-    and the styles by their RMS (over the whole batch); modulate the weight
+    and each sample's styles by their RMS; modulate the weight
     by the styles (input channels); if demodulating, scale each output
     channel by `rsqrt(sum w'^2 + 1e-8)`; multiply by `input_gain`; convolve
     with 'full' padding `k - 1`.
@@ -17,6 +17,12 @@ def modulated_conv2d(x, weight, styles, demodulate=True, input_gain=None):
     (and the input gain), convolve with the shared weight, scale the output by
     the demodulation coefficients. Mathematically identical to the grouped
     per-sample convolution and much cheaper on every backend.
+
+    The reference pre-normalises the styles by one RMS over the whole batch.
+    Demodulation cancels any scale of a sample's styles (up to its 1e-8), so
+    the per-sample RMS gives the same images, and keeps samples apart: one
+    sample's NaN or infinity no longer turns the whole batch into NaN (a
+    served batch holds other users' requests).
 
     Args:
         x: `[N, H, W, I]`.
@@ -37,7 +43,7 @@ def modulated_conv2d(x, weight, styles, demodulate=True, input_gain=None):
     k = int(weight.shape[0])
     if demodulate:
         weight = weight * ops.rsqrt(ops.mean(ops.square(weight), axis=(0, 1, 2), keepdims=True))
-        styles = styles * ops.rsqrt(ops.mean(ops.square(styles)))
+        styles = styles * ops.rsqrt(ops.mean(ops.square(styles), axis=-1, keepdims=True))
         wsq = ops.sum(ops.square(weight), axis=(0, 1))  # [I, O]
         dcoefs = ops.rsqrt(ops.matmul(ops.square(styles), wsq) + 1e-8)  # [N, O]
     scale = styles if input_gain is None else styles * ops.cast(input_gain, "float32")

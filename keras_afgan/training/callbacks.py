@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import time
 
 import keras
@@ -35,10 +36,75 @@ def atomic_write_text(path, text):
     os.replace(tmp, path)
 
 
+# The temporary names of `atomic_save` and `atomic_write_text`.
+_TEMPORARY = re.compile(r".+\.tmp-\d+(\.keras)?$")
+_TICK_FILE = re.compile(r"(?:network-snapshot|fakes)-tick(\d{6})\.(?:keras|png)$")
+
+
+def remove_temporary_files(outdir):
+    """Delete what writes killed mid-way left in `outdir`; returns their names."""
+    stale = sorted(name for name in os.listdir(outdir) if _TEMPORARY.fullmatch(name))
+    for name in stale:
+        os.remove(os.path.join(outdir, name))
+    return stale
+
+
+def _tick_lines(path, keep):
+    """The lines of a JSON-lines log (`stats.jsonl`, `metrics.jsonl`) whose tick
+    is at most `keep`; a torn last line (a kill while writing it) is dropped."""
+    kept = []
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(record, dict) and record.get("tick", -1) <= keep:
+                    kept.append(json.dumps(record) + "\n")
+    return kept
+
+
+def rewind_outputs(outdir, tick):
+    """Make a run's outputs follow from its checkpoint at `tick` (-1: none).
+
+    A tick writes its snapshot, metrics and stats line before its checkpoint:
+    a run killed in between redoes the tick, so what it wrote of it goes (the
+    continued run writes it again, identical), along with any stale
+    temporary files. Returns the names removed.
+    """
+    removed = remove_temporary_files(outdir)
+    for name in ("stats.jsonl", "metrics.jsonl"):
+        path = os.path.join(outdir, name)
+        if os.path.exists(path):
+            kept = _tick_lines(path, tick)
+            with open(path) as f:
+                if f.readlines() != kept:
+                    atomic_write_text(path, "".join(kept))
+                    removed.append(f"{name} (lines after tick {tick})")
+    for name in sorted(os.listdir(outdir)):
+        match = _TICK_FILE.fullmatch(name)
+        if match and int(match.group(1)) > tick:
+            os.remove(os.path.join(outdir, name))
+            removed.append(name)
+    return removed
+
+
+def recorded_ticks(outdir):
+    """The last tick that `outdir`'s stats lines or snapshot files record (0: none)."""
+    stats = _tick_lines(os.path.join(outdir, "stats.jsonl"), float("inf"))
+    ticks = [json.loads(line).get("tick", 0) for line in stats]
+    ticks += [int(m.group(1)) for m in map(_TICK_FILE.fullmatch, os.listdir(outdir)) if m]
+    return max(ticks, default=0)
+
+
 class TrainingMonitor(keras.callbacks.Callback):
-    """At each tick (epoch): checkpoint, stats line, TensorBoard scalars;
-    every `snap` ticks (and, with `snapshot_at_start`, at tick 0 before the
-    first step): an image grid, the G-EMA generator and the snapshot metrics.
+    """At each tick (epoch): every `snap` ticks and at the last tick (and,
+    with `snapshot_at_start`, at tick 0 before the first step) an image grid,
+    the G-EMA generator and the snapshot metrics; then the stats line and
+    TensorBoard scalars; the checkpoint last. A run killed before a tick's
+    checkpoint redoes the tick (`rewind_outputs` drops what it wrote of it),
+    so its outputs end as an uninterrupted run's.
 
     Args:
         outdir: the run directory.
@@ -55,10 +121,13 @@ class TrainingMonitor(keras.callbacks.Callback):
         snapshot_at_start: also snapshot a run that starts at iteration 0,
             before its first step (a fine-tune's pretrained starting point,
             as the reference's `fakes_init.png`).
+        total_ticks: the run's last tick (snapshotted whatever `snap` says);
+            None: only every `snap` ticks.
     """
 
     def __init__(self, outdir, steps_per_tick, batch_size, snap, grid_latents, grid_labels,
-                 grid_shape, log_dir=None, metrics_fn=None, snapshot_at_start=False):
+                 grid_shape, log_dir=None, metrics_fn=None, snapshot_at_start=False,
+                 total_ticks=None):
         super().__init__()
         self.outdir = outdir
         self.steps_per_tick = steps_per_tick
@@ -70,6 +139,7 @@ class TrainingMonitor(keras.callbacks.Callback):
         self.log_dir = log_dir
         self.metrics_fn = metrics_fn
         self.snapshot_at_start = snapshot_at_start
+        self.total_ticks = total_ticks
         self._writer = None
         self._tick_start = None
 
@@ -93,20 +163,20 @@ class TrainingMonitor(keras.callbacks.Callback):
         gan = self.model
         kimg = int(keras.ops.convert_to_numpy(gan.images_seen)) / 1000
         seconds = time.time() - self._tick_start
-        # The checkpoint goes first: if the run dies before the stats line,
-        # the resumed run redoes this tick instead of logging it twice.
-        atomic_save(gan, os.path.join(self.outdir, "checkpoint.keras"))
         stats = {"tick": tick, "kimg": kimg, "sec_per_tick": seconds,
                  "img_per_sec": self.steps_per_tick * self.batch_size / max(seconds, 1e-9),
                  "timestamp": time.time()}
         stats.update({k: float(v) for k, v in (logs or {}).items()})
         metrics = {}
-        if tick % self.snap == 0:
+        if tick % self.snap == 0 or tick == self.total_ticks:
             metrics = self._snapshot_and_metrics(tick, kimg)
         stats.update(metrics)
         with open(os.path.join(self.outdir, "stats.jsonl"), "a") as f:
             f.write(json.dumps(stats) + "\n")
         self._write_scalars(stats, kimg, metrics)
+        # The checkpoint goes last: a run killed before it redoes this tick,
+        # whose outputs are then dropped and written again (rewind_outputs).
+        atomic_save(gan, os.path.join(self.outdir, "checkpoint.keras"))
 
     def _snapshot_and_metrics(self, tick, kimg):
         """The snapshot of `tick` and its metrics (also written to metrics.jsonl)."""

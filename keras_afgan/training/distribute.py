@@ -30,8 +30,9 @@ batch (`--batch`):
    layer expects; every other part of the step is a mean over samples,
    which the order does not change.
    JAX groups the global batch itself and needs no reordering.
-4. The modulated convolution normalises the styles by their RMS over the
-   (local) batch: demodulation cancels that scale, up to its 1e-8 epsilon.
+4. The modulated convolution normalises each sample's styles by their own
+   RMS (the reference: over the batch; demodulation cancels either scale):
+   nothing there depends on the other samples.
 
 Only the chief (the first worker, process or rank) writes a run's outputs.
 """

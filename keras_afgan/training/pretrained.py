@@ -22,6 +22,7 @@ import numpy as np
 from keras_afgan.convert.reference import reference_variables
 from keras_afgan.models.discriminator import Discriminator
 from keras_afgan.models.generator import Generator
+from keras_afgan.models.saving import load_keras_file
 
 KINDS = "a reference snapshot .pkl, a training checkpoint .keras or an afgan-convert directory"
 
@@ -64,7 +65,7 @@ def load_pretrained(path):
 def _from_checkpoint(path):
     from keras_afgan.training.gan import AliasFreeGAN
 
-    model = keras.saving.load_model(path, compile=False)
+    model = load_keras_file(path, "--resume")
     if not isinstance(model, AliasFreeGAN):
         raise ValueError(
             f"Expected {path} to be a training checkpoint (AliasFreeGAN) with a discriminator to "
@@ -78,7 +79,7 @@ def _from_converted(path):
     for key in ("G", "G_ema", "D"):
         file = os.path.join(path, f"{key}.keras")
         if os.path.exists(file):
-            models[key] = keras.saving.load_model(file, compile=False)
+            models[key] = load_keras_file(file, "--resume")
     augment = None
     if os.path.exists(os.path.join(path, "augment.json")):
         with open(os.path.join(path, "augment.json")) as f:

@@ -18,12 +18,15 @@ from keras_afgan.metrics.registry import parse_metrics
 from keras_afgan.models.discriminator import Discriminator
 from keras_afgan.models.generator import Generator
 from keras_afgan.models.presets import preset_of
+from keras_afgan.models.saving import load_keras_file
 from keras_afgan.models.sampling import class_labels
 from keras_afgan.models.sampling import inference_scope
 from keras_afgan.models.sampling import seed_latents
 from keras_afgan.training.callbacks import TrainingMonitor
 from keras_afgan.training.callbacks import atomic_write_text
 from keras_afgan.training.callbacks import grid_inputs
+from keras_afgan.training.callbacks import recorded_ticks
+from keras_afgan.training.callbacks import rewind_outputs
 from keras_afgan.training.distribute import check_strategy
 from keras_afgan.training.distribute import make_distribution
 from keras_afgan.training.distribute import mbstd_group
@@ -363,6 +366,11 @@ def train(config):
     checkpoint = os.path.join(config.outdir, "checkpoint.keras")
     config_path = os.path.join(config.outdir, "config.json")
     continuing = os.path.exists(checkpoint)
+    if not continuing and os.path.isdir(config.outdir) and recorded_ticks(config.outdir) > 1:
+        # A run killed before its first checkpoint has at most tick 1's outputs.
+        raise ValueError(
+            f"{config.outdir} holds outputs up to tick {recorded_ticks(config.outdir)} but no "
+            "checkpoint.keras to continue from; use a new --outdir (nothing was changed)")
     pretrained = None
     if continuing and os.path.exists(config_path):
         with open(config_path) as f:
@@ -381,7 +389,7 @@ def train(config):
     initialised = None
     if continuing:
         with distribution.scope():
-            gan = keras.saving.load_model(checkpoint)
+            gan = load_keras_file(checkpoint, "the run's checkpoint", compile=True)
         if not isinstance(gan, AliasFreeGAN):
             raise ValueError(
                 f"Expected {checkpoint} to be a training checkpoint (AliasFreeGAN). "
@@ -410,6 +418,12 @@ def train(config):
     total_ticks = max(int(math.ceil(config.kimg / config.tick)), 1)
     done_steps = int(keras.ops.convert_to_numpy(gan.iteration))
     initial_tick = done_steps // steps_per_tick
+    if distribution.is_chief:
+        # Outputs follow the checkpoint: what a killed run wrote after it goes.
+        removed = rewind_outputs(config.outdir, initial_tick if continuing else -1)
+        if removed and verbose:
+            print("Removed what an interrupted run wrote after its last checkpoint (the run "
+                  f"writes it again): {', '.join(removed)}")
     if initial_tick >= total_ticks:
         if verbose:
             print(f"Training already reached {config.kimg} kimg in {config.outdir}.")
@@ -429,20 +443,27 @@ def train(config):
         callbacks.append(TrainingMonitor(
             config.outdir, steps_per_tick, config.batch, config.snap, grid_z, grid_c,
             grid_shape, log_dir=os.path.join(config.outdir, "logs"),
-            metrics_fn=snapshot_metrics(config, source), snapshot_at_start=pretrained is not None))
+            metrics_fn=snapshot_metrics(config, source), snapshot_at_start=pretrained is not None,
+            total_ticks=total_ticks))
     if verbose:
         if pretrained is not None:
             _report_transfer(pretrained, initialised)
         devices = (f" ({config.strategy}, {distribution.num_replicas} devices)"
                    if config.strategy != "none" else "")
-        print(f"Training {config.cfg} at {resolution} px on {config.data} "
-              f"({len(source)} images, c_dim={c_dim}) on {keras.backend.backend()}{devices}: "
+        print(f"Training {config.cfg} at {resolution} px on {describe_source(source, c_dim)} "
+              f"on {keras.backend.backend()}{devices}: "
               f"{total_ticks} ticks of {steps_per_tick} steps x {config.batch} images"
               + (f", resuming at tick {initial_tick}" if initial_tick else ""))
     gan.fit(dataset, epochs=total_ticks, initial_epoch=initial_tick,
             steps_per_epoch=steps_per_tick, callbacks=callbacks, verbose=verbose,
             shuffle=False)
     return gan
+
+
+def describe_source(source, c_dim):
+    """`'builtin (100 images, c_dim=0)'`, with the unreadable files skipped if any."""
+    skipped = f", {len(source.skipped)} unreadable files skipped" if source.skipped else ""
+    return f"{source.name} ({len(source)} images{skipped}, c_dim={c_dim})"
 
 
 def _report_transfer(pretrained, initialised):

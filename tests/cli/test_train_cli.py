@@ -5,16 +5,19 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import keras
 import numpy as np
 import pytest
 from PIL import Image
 
+from keras_afgan.cli.common import finite
 from keras_afgan.cli.common import parse_seeds
 from keras_afgan.cli.common import parse_vec2
 from keras_afgan.metrics import sampled_equivariance
+from keras_afgan.data import ImageDataset
+from keras_afgan.training import callbacks
+from keras_afgan.training.run import describe_source
 from keras_afgan.training.run import generate_images
 from keras_afgan.training.run import resolve_config
 from keras_afgan.training.run import train
@@ -27,23 +30,28 @@ SMALL = dict(preset="tiny", resolution=16, batch=4, tick=0.008, snap=2, mbstd_gr
 pytestmark = pytest.mark.usefixtures("builtin_data_dir")
 
 
+# The shared run: 3 ticks of 2 steps; snapshots at tick 2 (--snap=2) and at
+# the last tick, each with a cheap snapshot metric (2 samples).
+RUN = dict(kimg=0.024, metrics="eqt50k_int", metrics_num=2)
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """One short run (2 ticks of 2 steps) shared by the tests that read it."""
+    """One short uninterrupted run, shared by the tests that read it."""
     outdir = str(tmp_path_factory.mktemp("run"))
-    # With a cheap snapshot metric (2 samples) so its logging is checked too.
-    return outdir, train(resolve_config(outdir=outdir, kimg=0.016, metrics="eqt50k_int",
-                                        metrics_num=2, **SMALL))
+    return outdir, train(resolve_config(outdir=outdir, **RUN, **SMALL))
 
 
 def test_run_writes_its_outputs(trained):
     outdir, gan = trained
     files = set(os.listdir(outdir))
-    assert {"config.json", "stats.jsonl", "checkpoint.keras", "generator.keras", "reals.png",
-            "fakes-tick000002.png", "network-snapshot-tick000002.keras", "logs"} <= files
+    assert files == {"config.json", "stats.jsonl", "metrics.jsonl", "checkpoint.keras",
+                     "generator.keras", "reals.png", "logs", "fakes-tick000002.png",
+                     "network-snapshot-tick000002.keras", "fakes-tick000003.png",
+                     "network-snapshot-tick000003.keras"}
     stats = [json.loads(line) for line in open(os.path.join(outdir, "stats.jsonl"))]
-    assert [s["tick"] for s in stats] == [1, 2]
-    assert stats[-1]["kimg"] == pytest.approx(0.016)
+    assert [s["tick"] for s in stats] == [1, 2, 3]
+    assert stats[-1]["kimg"] == pytest.approx(0.024)
     for key in ("loss_G", "loss_D", "r1_penalty", "img_per_sec"):
         assert np.isfinite(stats[-1][key]), key
     assert any(name.startswith("events") for _, _, names in os.walk(os.path.join(outdir, "logs"))
@@ -52,15 +60,11 @@ def test_run_writes_its_outputs(trained):
     assert grid.shape == (4 * 16, 8 * 16, 3) and grid.std() > 0
     config = json.load(open(os.path.join(outdir, "config.json")))
     assert config["resolution"] == 16 and config["cfg"] == "stylegan3-t"
-    assert int(to_numpy(gan.iteration)) == 4
-
-
-def _cli(outdir, kimg, extra=()):
-    args = [sys.executable, "-m", "keras_afgan.cli.train", f"--outdir={outdir}",
-            "--preset=tiny", "--resolution=16", "--batch=4", "--tick=0.008", "--snap=2",
-            "--mbstd-group=2", f"--kimg={kimg}", *extra]
-    env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="3")
-    return args, env
+    assert int(to_numpy(gan.iteration)) == 6
+    # The last tick's snapshot is the final G-EMA (not a snapshot's of tick 2).
+    final = keras.saving.load_model(os.path.join(outdir, "generator.keras"))
+    for a, b in zip(gan.generator_ema.variables, final.variables):
+        np.testing.assert_array_equal(to_numpy(b), to_numpy(a), err_msg=a.path)
 
 
 @pytest.mark.slow
@@ -68,8 +72,10 @@ def test_snapshot_metrics_are_logged(trained):
     outdir, gan = trained
     stats = [json.loads(line) for line in open(os.path.join(outdir, "stats.jsonl"))]
     assert "eqt50k_int" not in stats[0] and np.isfinite(stats[1]["eqt50k_int"])
-    (record,) = [json.loads(line) for line in open(os.path.join(outdir, "metrics.jsonl"))]
-    assert record["tick"] == 2 and record["snapshot"] == "network-snapshot-tick000002.keras"
+    records = [json.loads(line) for line in open(os.path.join(outdir, "metrics.jsonl"))]
+    assert [r["tick"] for r in records] == [2, 3]
+    record = records[0]
+    assert record["snapshot"] == "network-snapshot-tick000002.keras"
     # The logged value is the metric of the snapshot's G-EMA (same seed, same samples).
     G = keras.saving.load_model(os.path.join(outdir, record["snapshot"]))
     assert record["results"]["eqt50k_int"] == pytest.approx(
@@ -89,37 +95,100 @@ def test_bad_metrics_settings_are_refused(tmp_path):
     assert not os.path.exists(tmp_path / "f" / "checkpoint.keras")
 
 
-def test_a_killed_run_resumes_to_the_same_weights(trained, tmp_path):
-    """Killed after its first tick and restarted, a command-line run ends where
-    the uninterrupted `trained` run (same settings but the snapshot metric,
-    which changes no weight) did."""
-    kimg = 0.016  # 2 ticks of 2 steps, as `trained`
-    outdir = tmp_path / "killed"
-    args, env = _cli(outdir, kimg)
-    proc = subprocess.Popen(args, env=env, cwd=REPO_ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    stats = outdir / "stats.jsonl"
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        if stats.exists() and len(stats.read_text().splitlines()) >= 1:
-            proc.send_signal(signal.SIGKILL)
-            break
-        time.sleep(0.05)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
-    ticks_before = len(stats.read_text().splitlines())
-    assert ticks_before < 2
-    subprocess.run(args, env=env, check=True, capture_output=True, cwd=REPO_ROOT)
-    lines = [json.loads(line) for line in stats.read_text().splitlines()]
-    assert [s["tick"] for s in lines] == [1, 2]  # nothing lost, nothing repeated
+class _Killed(BaseException):
+    """Stands for SIGKILL in this process: nothing below the kill point runs
+    (atomic_save's clean-up included), and nothing but an interpreter exit
+    catches it."""
 
-    a = keras.saving.load_model(os.path.join(trained[0], "checkpoint.keras"))
-    b = keras.saving.load_model(outdir / "checkpoint.keras")
-    assert int(to_numpy(b.iteration)) == 4
-    for va, vb in zip(a.variables, b.variables):
-        np.testing.assert_allclose(to_numpy(vb), to_numpy(va), rtol=0, atol=1e-6, err_msg=va.path)
-    for va, vb in zip(a.optimizer.variables, b.optimizer.variables):
-        np.testing.assert_allclose(to_numpy(vb), to_numpy(va), rtol=0, atol=1e-6, err_msg=va.path)
+
+KILL_AT = """
+import os, signal, sys
+from keras_afgan.cli import train as cli
+from keras_afgan.data import ImageDataset
+from keras_afgan.training import callbacks
+original, count = callbacks.atomic_save, 0
+def atomic_save(model, path):
+    global count
+    hit = os.path.basename(path) == {name!r}
+    count += hit
+    if hit and count == {nth} and {when!r} == "during":
+        model.save(f"{{path}}.tmp-{{os.getpid()}}.keras")
+        os.kill(os.getpid(), signal.SIGKILL)
+    original(model, path)
+    if hit and count == {nth} and {when!r} == "after":
+        os.kill(os.getpid(), signal.SIGKILL)
+callbacks.atomic_save = atomic_save
+sys.argv = ["afgan-train", *{args!r}]
+cli.run()
+"""
+
+
+def _kill_in_process(monkeypatch, name, nth, when):
+    """`callbacks.atomic_save` stops the run dead at the `nth` write of `name`:
+    "during" it (its temporary file written, not renamed) or "after" it."""
+    original, count = callbacks.atomic_save, [0]
+
+    def atomic_save(model, path):
+        hit = os.path.basename(path) == name
+        count[0] += hit
+        if hit and count[0] == nth and when == "during":
+            model.save(f"{path}.tmp-{os.getpid()}.keras")
+            raise _Killed(f"during {name}")
+        original(model, path)
+        if hit and count[0] == nth and when == "after":
+            raise _Killed(f"after {name}")
+
+    monkeypatch.setattr(callbacks, "atomic_save", atomic_save)
+
+
+def _outputs(outdir):
+    """What a run leaves: file names, stats and metrics lines without their
+    timings, and the weights of every .keras file."""
+    files = sorted(os.listdir(outdir))
+    timings = ("sec_per_tick", "img_per_sec", "timestamp", "sec")
+    logs = {name: [{k: v for k, v in json.loads(line).items() if k not in timings}
+                   for line in open(os.path.join(outdir, name))]
+            for name in ("stats.jsonl", "metrics.jsonl")}
+    weights = {name: [to_numpy(v) for v in keras.saving.load_model(
+        os.path.join(outdir, name), compile=False).variables]
+        for name in files if name.endswith(".keras")}
+    return files, logs, weights
+
+
+@pytest.mark.slow
+def test_a_run_killed_at_any_point_of_a_tick_ends_as_an_uninterrupted_one(trained, tmp_path,
+                                                                          monkeypatch):
+    """Killed after tick 1's checkpoint (a real SIGKILL, by the command line
+    run itself), then during tick 2's snapshot, then during the last tick's
+    generator.keras, each time restarted: the directory ends as `trained`'s."""
+    outdir = tmp_path / "killed"
+    args = [f"--outdir={outdir}", "--preset=tiny", "--resolution=16", "--batch=4",
+            "--tick=0.008", "--snap=2", "--mbstd-group=2", "--kimg=0.024",
+            "--metrics=eqt50k_int", "--metrics-num=2", "--verbosity=-1"]
+    code = KILL_AT.format(name="checkpoint.keras", nth=1, when="after", args=args)
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO_ROOT,
+                            capture_output=True, text=True)
+    assert result.returncode == -signal.SIGKILL, result.stderr[-3000:]
+    assert [json.loads(line)["tick"] for line in open(outdir / "stats.jsonl")] == [1]
+
+    config = resolve_config(outdir=str(outdir), **RUN, **SMALL)
+    for name, nth in (("network-snapshot-tick000002.keras", 1), ("generator.keras", 2)):
+        _kill_in_process(monkeypatch, name, nth, "during")
+        with pytest.raises(_Killed):
+            train(config)
+        assert os.path.exists(outdir / f"{name}.tmp-{os.getpid()}.keras")
+        monkeypatch.undo()
+    train(config)
+
+    expected_files, expected_logs, expected_weights = _outputs(trained[0])
+    files, logs, weights = _outputs(outdir)
+    assert files == expected_files  # no temporary file left, every snapshot there
+    assert logs == expected_logs  # every line once, the same values
+    for name, values in expected_weights.items():
+        assert len(weights[name]) == len(values), name
+        for a, b in zip(weights[name], values):
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-6, err_msg=name)
 
 
 def test_restart_with_other_settings_keeps_the_run(trained):
@@ -158,6 +227,37 @@ def test_seed_and_vector_parsing():
         parse_seeds("a-b")
     with pytest.raises(ValueError, match=r"Received: '0.1'"):
         parse_vec2("0.1")
+    with pytest.raises(ValueError, match=r"two finite numbers.*Received: 'nan,0'"):
+        parse_vec2("nan,0")
+    # A typo must not build a list of two billion seeds first.
+    with pytest.raises(ValueError, match=r"at most 100000 seeds. Received: '0-2000000000'"):
+        parse_seeds("0-2000000000")
+    with pytest.raises(ValueError, match=r"below 2\*\*32"):
+        parse_seeds("4294967296")
+    with pytest.raises(ValueError, match=r"Expected seeds like"):
+        parse_seeds("\u00b2")  # a superscript two is a digit to str.isdigit, not a seed
+
+
+def test_generate_refuses_non_finite_settings(tmp_path):
+    """--trunc=nan used to write black PNGs and exit 0; --rotate and
+    --translate go through the same checks (`finite`, `parse_vec2`)."""
+    outdir = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "keras_afgan.cli.generate", "--network=unused.keras",
+         f"--outdir={outdir}", "--trunc=nan"], capture_output=True, text=True, cwd=REPO_ROOT,
+        env=dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert result.returncode != 0
+    assert "Expected --trunc to be a finite number. Received: nan" in result.stderr
+    assert not outdir.exists()  # refused before anything was read or written
+    with pytest.raises(ValueError, match=r"Expected --rotate to be a finite number"):
+        finite(float("inf"), "--rotate")
+
+
+def test_the_run_summary_counts_skipped_files():
+    source = ImageDataset("photos.zip", np.zeros((3, 16, 16, 3), np.uint8),
+                          skipped=("bad1.png", "bad2.jpg"))
+    assert describe_source(source, 0) == (
+        "photos.zip (3 images, 2 unreadable files skipped, c_dim=0)")
 
 
 def test_translation_moves_the_content():

@@ -156,11 +156,52 @@ def test_grayscale_and_rgba_sources(tmp_path):
     np.testing.assert_array_equal(single.images[0, :, :, 0], gray)
 
 
-def test_resolution_defaults_to_first_image_and_max_images(tmp_path):
+def test_resolution_defaults_to_the_images_side_and_max_images(tmp_path):
     for i in range(3):
         write_image(tmp_path / f"{i}.png", np.full((12, 10, 3), i, np.uint8))
     loaded = data.load_images(str(tmp_path), max_images=2)
     assert loaded.images.shape == (2, 10, 10, 3)
+
+
+def test_resolution_is_the_most_common_size_and_odd_files_are_named(tmp_path):
+    # The alphabetically first file is the odd one: it must not set the size.
+    write_image(tmp_path / "a_stray.png", np.full((40, 40, 3), 9, np.uint8))
+    for i in range(3):
+        write_image(tmp_path / f"b{i}.png", np.full((64, 64, 3), i, np.uint8))
+    with pytest.warns(data.DatasetWarning, match=r"1 of 4 images .* not 64 px .*a_stray\.png"):
+        loaded = data.load_images(str(tmp_path))
+    assert loaded.resolution == 64 and loaded.images.shape == (4, 64, 64, 3)
+
+
+def test_16_bit_grayscale_is_scaled_to_8_bits(tmp_path):
+    """PIL reads 16-bit grayscale PNGs as I;16: they must not clip to white."""
+    values = (np.arange(64).reshape(8, 8) * 1000 + 7).astype(np.uint16)  # up to 63007
+    Image.fromarray(values).save(tmp_path / "deep.png")
+    assert Image.open(tmp_path / "deep.png").mode in ("I;16", "I")
+    loaded = data.load_images(str(tmp_path))
+    expected = np.rint(values / 257).astype(np.uint8)
+    np.testing.assert_array_equal(loaded.images[0], np.repeat(expected[:, :, None], 3, axis=2))
+    assert 0 < loaded.images.mean() < 255
+
+
+def test_duplicate_label_entries_are_named(tmp_path):
+    arrays, labels = _labelled_folder(tmp_path, np.random.default_rng(2))
+    listing = json.loads((tmp_path / "dataset.json").read_text())
+    listing["labels"].append(["00000/img0.png", 2])
+    (tmp_path / "dataset.json").write_text(json.dumps(listing))
+    with pytest.warns(data.DatasetWarning, match=r"more than once.*00000/img0\.png"):
+        loaded = data.load_images(str(tmp_path), use_labels=True)
+    assert loaded.labels[sorted(arrays).index("00000/img0.png")] == 2  # the last entry
+
+
+def test_a_huge_label_is_refused_by_name(tmp_path):
+    _labelled_folder(tmp_path, np.random.default_rng(3))
+    listing = json.loads((tmp_path / "dataset.json").read_text())
+    listing["labels"][4][1] = 1_000_000_000
+    (tmp_path / "dataset.json").write_text(json.dumps(listing))
+    with pytest.raises(ValueError, match=r"below the number of labelled images \(6\).*"
+                                         r"label 1000000000 for '00001/img1\.png'"):
+        data.load_images(str(tmp_path), use_labels=True)
 
 
 @pytest.mark.parametrize("kwargs, name", [

@@ -33,7 +33,8 @@ def test_checkpoint_exports_its_generator_ema_and_overwrite_replaces(trained, tm
 
 
 def test_outdir_must_be_a_version_directory(trained, tmp_path):
-    for outdir in ("exported/afgan", "exported/afgan/v1", "exported/afgan/1.5"):
+    for outdir in ("exported/afgan", "exported/afgan/v1", "exported/afgan/1.5",
+                   "exported/afgan/\u00b2"):  # str.isdigit() takes a superscript two
         with pytest.raises(ValueError, match=r"\(--outdir\) to end in an integer version"):
             check_version_dir(str(tmp_path / outdir))
     assert check_version_dir("exported/afgan/12/") == "exported/afgan/12/"

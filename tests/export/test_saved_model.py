@@ -199,3 +199,33 @@ def test_bad_inputs_to_a_signature_fail_clearly(trained, trained_export, tmp_pat
         shapes = {k: (v.shape, v.dtype.name) for k, v in inputs.items()}
         assert isinstance(error, str), f"{signature} accepted {shapes}"
         assert re.search(message, error), f"{signature} {shapes}: {error}"
+
+
+def test_one_bad_request_spoils_only_its_own_row_and_an_empty_batch_is_empty(
+        trained, trained_export, tmp_path):
+    """TF Serving batches requests: one NaN z row, or one NaN truncation psi,
+    leaves every other row of the batch as it would be alone; N = 0 answers
+    an empty batch of the right shape from every signature."""
+    export_dir, _ = trained_export
+    G = trained.G
+    z, c, psi = _latents(G, 5, seed=1)
+    z[1] = np.nan
+    psi[3] = np.nan
+    empty = {"z": np.zeros((0, G.z_dim), np.float32), "c": np.zeros((0, G.c_dim), np.float32),
+             "truncation_psi": np.zeros((0,), np.float32)}
+    served, mapped_empty, served_empty, synthesis_empty = run_signatures(str(tmp_path), [
+        (export_dir, "serving_default", {"z": z, "c": c, "truncation_psi": psi}),
+        (export_dir, "mapping", empty), (export_dir, "serving_default", empty),
+        (export_dir, "synthesis", {"ws": np.zeros((0, G.num_ws, G.w_dim), np.float32),
+                                   "translate": np.zeros((0, 2), np.float32),
+                                   "rotate": np.zeros((0,), np.float32)})])
+    for result in (served, mapped_empty, served_empty, synthesis_empty):
+        assert isinstance(result, dict), result  # not an error message
+    good = [0, 2, 4]
+    assert np.isnan(served["images_float"][[1, 3]]).all()
+    _assert_images({k: v[good] for k, v in served.items()},
+                   _keras_images(G, z[good], c[good], psi[good]), "rows beside NaN rows")
+    r = G.img_resolution
+    assert mapped_empty["ws"].shape == (0, G.num_ws, G.w_dim)
+    assert served_empty["images"].shape == served_empty["images_float"].shape == (0, r, r, 3)
+    assert synthesis_empty["images"].shape == (0, r, r, 3)

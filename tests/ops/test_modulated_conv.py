@@ -12,7 +12,8 @@ def _modulated_conv2d_np(x, w_oikk, styles, demodulate, input_gain):
     """x `[N, H, W, I]`, weight `[O, I, k, k]` (reference layout), styles `[N, I]`.
 
     Per sample: pre-normalise (weight by its RMS per output channel over
-    (in, kh, kw); styles by the RMS of the whole styles tensor), modulate the
+    (in, kh, kw); styles by the RMS of the whole styles tensor, as the
+    reference does), modulate the
     weight's input channels by the styles, demodulate by
     rsqrt(sum w^2 + 1e-8) per output channel, times input_gain; then a
     correlation (no flip, like torch conv2d) with padding k - 1 on each side.
@@ -75,3 +76,22 @@ def test_demodulation_removes_weight_and_style_scale(k):
                          ops.convert_to_tensor((w_oikk * channel_scale).transpose(2, 3, 1, 0)),
                          ops.convert_to_tensor(1e-3 * styles))
     assert_close(y, expected, atol=1e-5 * max(1.0, np.abs(expected).max()))
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_samples_stay_apart(k):
+    """A NaN sample (styles and input) leaves every other sample's output
+    as it is alone: the styles' RMS is per sample (the reference's batch-wide
+    RMS spread one bad sample to all; the numpy reference above keeps it, and
+    the outputs still agree: demodulation cancels either)."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(3, 6, 5, 4)).astype(np.float32)
+    weight = ops.convert_to_tensor(rng.normal(size=(k, k, 4, 2)).astype(np.float32))
+    styles = rng.normal(size=(3, 4)).astype(np.float32)
+    x[1, 2, 3, 0], styles[1, 2] = np.nan, np.nan
+    y = modulated_conv2d(ops.convert_to_tensor(x), weight, ops.convert_to_tensor(styles))
+    for i in (0, 2):
+        alone = modulated_conv2d(ops.convert_to_tensor(x[i:i + 1]), weight,
+                                 ops.convert_to_tensor(styles[i:i + 1]))
+        assert_close(ops.convert_to_numpy(y)[i:i + 1], alone, atol=1e-6, what=f"sample {i}")
+    assert np.isnan(ops.convert_to_numpy(y)[1]).all()
