@@ -11,6 +11,7 @@ os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 
 __version__ = "0.1.0"
 
+from keras_afgan import augment
 from keras_afgan import convert
 from keras_afgan import layers
 from keras_afgan import models

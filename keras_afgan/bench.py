@@ -6,6 +6,8 @@
 - train: `AliasFreeGAN.train_on_batch` of one G + D iteration with lazy R1
   every `r1_interval` iterations; one repeat is a whole R1 cycle
   (`r1_interval` iterations), so the time per iteration includes R1's share.
+  With `augpipe` (an ADA preset, e.g. "bgc"), every image D sees goes
+  through the augmentation pipe at p = `aug_p`.
 
 After `warmup` calls (compilation), the median over `repeats` timed calls is
 reported as images per second. `peak_mem_mb` is the process's peak resident
@@ -39,6 +41,9 @@ class BenchConfig:
     warmup: int = 2
     repeats: int = 5
     r1_interval: int = 16
+    num_layers: int = 14
+    augpipe: str = ""
+    aug_p: float = 0.5
     seed: int = 0
 
 
@@ -52,6 +57,10 @@ def _check(config):
     for name in ("res", "cbase", "cmax", "zdim", "wdim", "batch", "repeats", "r1_interval"):
         if int(getattr(config, name)) < 1:
             raise ValueError(f"Expected {name} >= 1. Received: {getattr(config, name)!r}")
+    if config.augpipe:
+        from keras_afgan.augment import preset_kwargs
+
+        preset_kwargs(config.augpipe)  # refuses an unknown preset
     if config.warmup < 0:
         raise ValueError(f"Expected warmup >= 0. Received: {config.warmup!r}")
 
@@ -88,7 +97,7 @@ def build_models(config):
     run_config = RunConfig(outdir="", cfg=config.cfg, batch=config.batch, cbase=config.cbase,
                            cmax=config.cmax, z_dim=config.zdim, w_dim=config.wdim,
                            mbstd_group=min(4, config.batch), seed=config.seed,
-                           precision=config.precision)
+                           precision=config.precision, num_layers=config.num_layers)
     return build_networks(run_config, c_dim=0, resolution=config.res)
 
 
@@ -114,13 +123,24 @@ def run_benchmark(config):
 
             per_call, images_per_call = 1, config.batch
         else:
-            gan = AliasFreeGAN(G, D, r1_interval=config.r1_interval, seed=config.seed)
+            augment = {}
+            if config.augpipe:
+                from keras_afgan.augment import NUM_DRAWS
+                from keras_afgan.augment import AugmentPipe
+                from keras_afgan.augment import preset_kwargs
+
+                augment = {"augment_pipe": AugmentPipe(**preset_kwargs(config.augpipe),
+                                                       p=config.aug_p)}
+            gan = AliasFreeGAN(G, D, r1_interval=config.r1_interval, seed=config.seed, **augment)
             gan.compile(jit_compile=jit)
             batch = {
                 "images": rng.uniform(-1, 1, (config.batch, config.res, config.res, 3)).astype(
                     np.float32),
                 "latents": rng.standard_normal((config.batch, 2, config.zdim)).astype(np.float32),
             }
+            if augment:
+                batch["augment"] = rng.uniform(size=(config.batch, 4, NUM_DRAWS)).astype(
+                    np.float32)
 
             def step():
                 for _ in range(config.r1_interval):
@@ -146,6 +166,7 @@ def run_benchmark(config):
         "cmax": config.cmax,
         "batch": config.batch,
         "precision": config.precision,
+        "augpipe": config.augpipe or None,
         "jit": jit,
         "img_per_s": images_per_call / median,
         "sec_per_iteration": median / per_call,

@@ -19,6 +19,8 @@ import pytest
 
 import keras_afgan
 from keras_afgan import layers as afgan_layers
+from keras_afgan.augment import AugmentPipe
+from keras_afgan.augment import preset_kwargs
 from keras_afgan.models.specs import LayerSpec
 from keras_afgan.models.specs import synthesis_spec
 from tests.testing import assert_close
@@ -173,6 +175,10 @@ LAYER_CASES = {
     "epilogue_no_mbstd": lambda: (
         afgan_layers.DiscriminatorEpilogue(16, mbstd_num_channels=0),
         [normal(2, 4, 4, 16)], {}),
+    "augment_pipe": lambda: (
+        AugmentPipe(**preset_kwargs("bgcf"), xint_max=0.2, imgfilter_bands=[1, 0, 1, 1], p=0.3,
+                    seed=4),
+        [normal(2, 16, 16, 3)], {"debug_percentile": 0.35}),
 }
 
 

@@ -29,6 +29,10 @@ flags.DEFINE_enum("precision", "float32", ["float32", "mixed_bfloat16", "mixed_f
 flags.DEFINE_integer("warmup", 2, "Untimed calls first.")
 flags.DEFINE_integer("repeats", 5, "Timed calls (median reported).")
 flags.DEFINE_integer("r1_interval", 16, "Lazy R1 interval (train: one repeat = one R1 cycle).")
+flags.DEFINE_integer("num_layers", 14, "Synthesis layers (the tiny preset: 8).")
+flags.DEFINE_string("augpipe", "", "train: augment D's inputs with this ADA preset "
+                    "(e.g. bgc) at p = --aug_p; empty: none.")
+flags.DEFINE_float("aug_p", 0.5, "Augmentation probability with --augpipe.")
 flags.DEFINE_string("json", None, "Append the result as one JSON line to this file.")
 
 
@@ -42,7 +46,8 @@ def main(argv):
                          zdim=_FLAGS.zdim, wdim=_FLAGS.wdim, batch=_FLAGS.batch,
                          mode=_FLAGS.mode, jit=_FLAGS.jit, precision=_FLAGS.precision,
                          warmup=_FLAGS.warmup, repeats=_FLAGS.repeats,
-                         r1_interval=_FLAGS.r1_interval)
+                         r1_interval=_FLAGS.r1_interval, num_layers=_FLAGS.num_layers,
+                         augpipe=_FLAGS.augpipe, aug_p=_FLAGS.aug_p)
     result = run_benchmark(config)
     print(f"{'backend':<11} {'mode':<8} {'precision':<15} {'jit':<5} {'batch':>5} "
           f"{'img/s':>8} {'s/iter':>8} {'peak MB':>8}")

@@ -63,6 +63,17 @@ flags.DEFINE_enum("strategy", None, ["none", "mirrored", "multiworker", "data_pa
                   "jax: data_parallel (keras.distribution.DataParallel over all devices, hosts "
                   "joined by KERAS_DISTRIBUTION_* variables); torch: ddp (one process per "
                   "device under torchrun).")
+flags.DEFINE_enum("aug", None, ["ada", "noaug", "fixed"],
+                  "Augmentation of every image D sees: ada (default; p adjusted so that "
+                  "E[sign(D(real))] approaches --target), noaug, or fixed (p = --p).")
+flags.DEFINE_float("target", None, "ADA's target for E[sign(D(real))] (default 0.6).")
+flags.DEFINE_float("p", None, "Augmentation probability for --aug=fixed (default 0.2).")
+flags.DEFINE_enum("augpipe", None, ["blit", "geom", "color", "filter", "noise", "cutout", "bg",
+                                    "bgc", "bgcf", "bgcfn", "bgcfnc"],
+                  "Augmentations (the ADA paper's sets): b(lit) g(eometric) c(olour) "
+                  "f(ilter) n(oise) c(utout); default bgc, the reference's.")
+flags.DEFINE_float("ada-kimg", None, "ADA's speed: thousands of images for p to move by 1 "
+                   "(default 500; 100 when fine-tuning).")
 flags.DEFINE_enum("precision", None, ["float32", "mixed_bfloat16", "mixed_float16"],
                   "Compute dtype of G and D (weights, EMAs and losses stay float32); "
                   "mixed_float16 scales each network's loss dynamically and skips overflowing "
@@ -85,7 +96,9 @@ def main(argv):
         fp16_res=_FLAGS["fp16-res"].value,
         preset=_FLAGS.preset, metrics=_FLAGS.metrics,
         metrics_num=_FLAGS["metrics-num"].value, inception=_FLAGS.inception,
-        strategy=_FLAGS.strategy, precision=_FLAGS.precision,
+        strategy=_FLAGS.strategy, precision=_FLAGS.precision, aug=_FLAGS.aug,
+        target=_FLAGS.target, p=_FLAGS.p, augpipe=_FLAGS.augpipe,
+        ada_kimg=_FLAGS["ada-kimg"].value,
     )
     train(config)
 

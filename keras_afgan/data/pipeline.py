@@ -13,10 +13,11 @@ from keras_afgan.data.sources import ImageDataset
 _SHUFFLE_STREAM = 0  # keys (seed, stream) folded with the epoch or step: no overlap
 _LATENT_STREAM = 1
 _GEN_LABEL_STREAM = 2
+_AUGMENT_STREAM = 3
 
 
 def training_dataset(images, batch_size, z_dim=512, mirror=False, seed=0, start_step=0,
-                     rows=None, rows_per_batch=None):
+                     rows=None, rows_per_batch=None, augment_draws=0):
     """An infinite `tf.data.Dataset` of training batches for `AliasFreeGAN.fit`.
 
     The stream of examples is a sequence of epochs; epoch e is a permutation
@@ -35,7 +36,10 @@ def training_dataset(images, batch_size, z_dim=512, mirror=False, seed=0, start_
        `tf.random.stateless_normal` keyed by (seed, step);
     6. the fake images' labels `[B, 2, c_dim]` (those of Gmain and Dmain):
        labels of dataset images drawn uniformly at random, independently of
-       the real batch, keyed by (seed, step), as the reference's `gen_c`.
+       the real batch, keyed by (seed, step), as the reference's `gen_c`;
+    7. with `augment_draws`, the augmentation pipe's uniforms
+       `[B, 4, augment_draws]` in [0, 1) (its four calls of the step),
+       keyed by (seed, step).
 
     With `rows` (multi-device training, `keras_afgan.training.distribute`)
     the pipeline keeps only those rows of each batch, in that order (images
@@ -56,12 +60,14 @@ def training_dataset(images, batch_size, z_dim=512, mirror=False, seed=0, start_
             with the number of iterations done).
         rows: None (whole batches), or indices `[K]` into each batch.
         rows_per_batch: rows per element with `rows` (default `K`; must divide it).
+        augment_draws: uniforms per sample and augmentation call
+            (`keras_afgan.augment.NUM_DRAWS`); 0 for none.
 
     Returns:
         A `tf.data.Dataset` of dicts: `images` float32 `[B, R, R, C]`,
         `labels` float32 `[B, c_dim]`, `latents` float32 `[B, 2, z_dim]`,
-        `gen_labels` float32 `[B, 2, c_dim]` (B is `rows_per_batch` with
-        `rows`).
+        `gen_labels` float32 `[B, 2, c_dim]`, with `augment_draws` `augment`
+        float32 `[B, 4, augment_draws]` (B is `rows_per_batch` with `rows`).
     """
     import tensorflow as tf
 
@@ -69,7 +75,8 @@ def training_dataset(images, batch_size, z_dim=512, mirror=False, seed=0, start_
         raise ValueError("Expected images to be an ImageDataset (from load_images). "
                          f"Received: {type(images).__name__}")
     for name, value, low in (("batch_size", batch_size, 1), ("z_dim", z_dim, 1),
-                             ("start_step", start_step, 0), ("seed", seed, 0)):
+                             ("start_step", start_step, 0), ("seed", seed, 0),
+                             ("augment_draws", augment_draws, 0)):
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
             raise ValueError(
                 f"Expected {name} to be an integer >= {low}. Received: {name}={value!r}")
@@ -115,9 +122,14 @@ def training_dataset(images, batch_size, z_dim=512, mirror=False, seed=0, start_
             drawn = tf.random.stateless_uniform([batch_size, 2], key(_GEN_LABEL_STREAM, step),
                                                 maxval=num_images, dtype=tf.int64, alg="philox")
             gen_c = tf.one_hot(tf.gather(labels, drawn), images.c_dim, dtype=tf.float32)
+        extra = {}
+        if augment_draws:
+            extra["augment"] = tf.random.stateless_uniform(
+                [batch_size, 4, augment_draws], key(_AUGMENT_STREAM, step), alg="philox")
         if rows is not None:
             index, z, size = tf.gather(index, rows), tf.gather(z, rows), len(rows)
             gen_c = tf.gather(gen_c, rows)
+            extra = {k: tf.gather(v, rows) for k, v in extra.items()}
         source = index % num_images
 
         # Gather in numpy: capturing the uint8 array in the graph would copy it (twice).
@@ -130,7 +142,7 @@ def training_dataset(images, batch_size, z_dim=512, mirror=False, seed=0, start_
             c = tf.zeros([size, 0], tf.float32)
         else:
             c = tf.one_hot(tf.gather(labels, source), images.c_dim, dtype=tf.float32)
-        return {"images": x, "labels": c, "latents": z, "gen_labels": gen_c}
+        return {"images": x, "labels": c, "latents": z, "gen_labels": gen_c, **extra}
 
     dataset = (tf.data.Dataset.counter(start=start_step)
                .map(make_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True))

@@ -351,7 +351,7 @@ def upfirdn2d(x, f, up=1, down=1, padding=0, gain=1.0, method=None):
         return polyphase(x)
     my, mx = resampling_matrices(in_h, in_w, f, up, down, padding, gain)
     if method == "matrix":
-        return _apply_matrices(x, mx, my)
+        return apply_matrices(x, mx, my)
     # JAX and TensorFlow differentiate strided slices into interior pads and
     # scatters, which XLA compiles ~5x slower and runs 3-5x slower than the
     # matrix products (measured on 36-148 px, BUILD_NOTES.md); the map is
@@ -359,7 +359,7 @@ def upfirdn2d(x, f, up=1, down=1, padding=0, gain=1.0, method=None):
     return _with_matrix_gradient(polyphase, x, mx, my)
 
 
-def _apply_matrices(x, mx, my):
+def apply_matrices(x, mx, my):
     """`sum_r my[r] @ x @ mx[r]^T` over each image's rows and columns (NHWC).
 
     In float32 whatever `x`'s dtype: CPU bfloat16 batched matmuls are slow
@@ -368,7 +368,7 @@ def _apply_matrices(x, mx, my):
     """
     dtype = keras.backend.standardize_dtype(x.dtype)
     if dtype != "float32":
-        return ops.cast(_apply_matrices(ops.cast(x, "float32"), mx, my), dtype)
+        return ops.cast(apply_matrices(ops.cast(x, "float32"), mx, my), dtype)
     in_h, c = int(x.shape[1]), int(x.shape[3])
     total = None
     for r in range(len(mx)):
@@ -386,7 +386,7 @@ def _apply_matrices(x, mx, my):
 def _with_matrix_gradient(fn, x, mx, my):
     """`fn(x)` whose vector-Jacobian product is the transposed matrices' (JAX, TF).
 
-    `fn` must be the linear map `_apply_matrices(., mx, my)` in another form.
+    `fn` must be the linear map `apply_matrices(., mx, my)` in another form.
     The gradient is itself plain matrix products, so it can be differentiated
     again (R1's double backward).
     """
@@ -397,7 +397,7 @@ def _with_matrix_gradient(fn, x, mx, my):
         @tf.custom_gradient
         def linear_tf(x):
             def backward(dy):
-                return _apply_matrices(dy, mx_t, my_t)
+                return apply_matrices(dy, mx_t, my_t)
 
             return fn(x), backward
 
@@ -413,7 +413,7 @@ def _with_matrix_gradient(fn, x, mx, my):
         return fn(x), None
 
     def backward(_, dy):
-        return (_apply_matrices(dy, mx_t, my_t),)
+        return (apply_matrices(dy, mx_t, my_t),)
 
     linear.defvjp(forward, backward)
     return linear(x)

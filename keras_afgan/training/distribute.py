@@ -125,17 +125,18 @@ class Distribution:
         del batch_size, group_size
 
     def dataset(self, images, batch_size, group_size, z_dim, mirror=False, seed=0,
-                start_step=0):
+                start_step=0, augment_draws=0):
         """What `fit` takes: this process's part of `training_dataset`'s batches.
 
         Args:
             images: an `ImageDataset`.
             batch_size: the global batch.
             group_size: D's minibatch-std group size (`mbstd_group`).
-            z_dim, mirror, seed, start_step: as `training_dataset`'s.
+            z_dim, mirror, seed, start_step, augment_draws: as `training_dataset`'s.
         """
         del group_size
-        return training_dataset(images, batch_size, z_dim, mirror, seed, start_step)
+        return training_dataset(images, batch_size, z_dim, mirror, seed, start_step,
+                                augment_draws=augment_draws)
 
     def broadcast_state(self, gan):
         """Make every process start from the chief's weights."""
@@ -181,7 +182,7 @@ class _TFDistribution(_ShardedDistribution):
         return self.strategy.scope()
 
     def dataset(self, images, batch_size, group_size, z_dim, mirror=False, seed=0,
-                start_step=0):
+                start_step=0, augment_draws=0):
         order, local = self._shards(batch_size, group_size)
 
         def worker_dataset(context):
@@ -190,7 +191,7 @@ class _TFDistribution(_ShardedDistribution):
             first = context.input_pipeline_id * per_worker * local
             return training_dataset(images, batch_size, z_dim, mirror, seed, start_step,
                                     rows=order[first:first + per_worker * local],
-                                    rows_per_batch=local)
+                                    rows_per_batch=local, augment_draws=augment_draws)
 
         return self.strategy.distribute_datasets_from_function(worker_dataset)
 
@@ -221,14 +222,15 @@ class _JaxDistribution(Distribution):
                 f"({self.num_replicas}). Received: batch={batch_size}")
 
     def dataset(self, images, batch_size, group_size, z_dim, mirror=False, seed=0,
-                start_step=0):
+                start_step=0, augment_draws=0):
         self.check_batch(batch_size, group_size)
         rows = None
         if self.num_processes > 1:
             # A process's devices hold consecutive rows of the global batch.
             local = batch_size // self.num_processes
             rows = np.arange(self.process * local, (self.process + 1) * local)
-        return training_dataset(images, batch_size, z_dim, mirror, seed, start_step, rows=rows)
+        return training_dataset(images, batch_size, z_dim, mirror, seed, start_step, rows=rows,
+                                augment_draws=augment_draws)
 
 
 class _TorchDistribution(_ShardedDistribution):
@@ -257,10 +259,11 @@ class _TorchDistribution(_ShardedDistribution):
         self.is_chief = self.rank == 0
 
     def dataset(self, images, batch_size, group_size, z_dim, mirror=False, seed=0,
-                start_step=0):
+                start_step=0, augment_draws=0):
         order, local = self._shards(batch_size, group_size)
         return training_dataset(images, batch_size, z_dim, mirror, seed, start_step,
-                                rows=order[self.rank * local:(self.rank + 1) * local])
+                                rows=order[self.rank * local:(self.rank + 1) * local],
+                                augment_draws=augment_draws)
 
     def broadcast_state(self, gan):
         import torch

@@ -3,7 +3,9 @@
 One `fit` step is one iteration of the reference's training loop (DESIGN.md
 section 4): Gmain, Dmain and, every `r1_interval` iterations, the lazy R1
 phase Dreg, each its own optimizer step on the same minibatch of reals; then
-the G-EMA update. The step is written once in keras.ops; the few
+the G-EMA update; with an augmentation pipe, every image D sees is augmented
+and, under ADA, its probability moves every `ada_interval` iterations. The
+step is written once in keras.ops; the few
 backend-specific pieces (gradients, the double backward of R1, the lazy
 phase's conditional) live in `keras_afgan.training.steps`.
 
@@ -21,6 +23,7 @@ import re
 import keras
 from keras import ops
 
+from keras_afgan.augment.pipe import NUM_DRAWS
 from keras_afgan.layers.statistics import cross_replica_mean
 from keras_afgan.models.generator import Generator
 from keras_afgan.ops.blur import blur_images
@@ -123,10 +126,22 @@ class AliasFreeGAN(keras.Model):
         blur_fade_kimg: thousands of images over which sigma falls linearly
             to 0 (the reference: `batch * 200 / 32`).
         seed: seed of the latent sampling.
+        augment_pipe: a `keras_afgan.augment.AugmentPipe` applied to every
+            image D sees (after the blur), as the reference's loss does: the
+            fakes of Gmain and Dmain, the reals of Dmain and of R1 (whose
+            gradient flows through it); None for no augmentation.
+        ada_target: ADA's target for `rt = E[sign(D(real))]`: every
+            `ada_interval` iterations the pipe's `p` moves by
+            `sign(rt - ada_target) * batch * ada_interval / (ada_kimg * 1000)`
+            (clamped at 0), `rt` taken over the real logits of Dmain and R1
+            since the last move (over all replicas). None keeps `p` fixed.
+        ada_interval: iterations between adjustments of `p`.
+        ada_kimg: thousands of images for `p` to move by 1.
     """
 
     def __init__(self, generator, discriminator, r1_gamma=2.0, r1_interval=16, ema_kimg=10.0,
                  ema_rampup=0.05, blur_init_sigma=0.0, blur_fade_kimg=200.0, seed=None,
+                 augment_pipe=None, ada_target=None, ada_interval=4, ada_kimg=500.0,
                  **kwargs):
         super().__init__(**kwargs)
         if generator.c_dim != discriminator.c_dim:
@@ -150,6 +165,16 @@ class AliasFreeGAN(keras.Model):
         self.blur_init_sigma = float(blur_init_sigma)
         self.blur_fade_kimg = float(blur_fade_kimg)
         self.seed = seed
+        if ada_target is not None and augment_pipe is None:
+            raise ValueError(f"Expected an augment_pipe with ada_target={ada_target!r}. "
+                             "Received: augment_pipe=None")
+        if int(ada_interval) < 1 or not float(ada_kimg) > 0:
+            raise ValueError("Expected ada_interval >= 1 and ada_kimg > 0. Received: "
+                             f"ada_interval={ada_interval!r}, ada_kimg={ada_kimg!r}")
+        self.augment_pipe = augment_pipe
+        self.ada_target = None if ada_target is None else float(ada_target)
+        self.ada_interval = int(ada_interval)
+        self.ada_kimg = float(ada_kimg)
         self.generator_ema = Generator.from_config(
             dict(generator.get_config(), name=f"{generator.name}_ema"))
         self.generator_ema.trainable = False
@@ -160,6 +185,13 @@ class AliasFreeGAN(keras.Model):
                                            initializer="zeros", trainable=False)
         self.iteration = self.add_weight(name="iteration", shape=(), dtype="int32",
                                          initializer="zeros", trainable=False)
+        if augment_pipe is not None:
+            # Sums of sign(D(real)) and of the logits counted since p last
+            # moved, and the rt of that move (for the logs).
+            self.ada_signs, self.ada_count, self.ada_rt = (
+                self.add_weight(name=name, shape=(), dtype="float32", initializer="zeros",
+                                trainable=False, autocast=False)
+                for name in ("ada_signs", "ada_count", "ada_rt"))
         self.trackers = {name: keras.metrics.Mean(name=name) for name in (
             "loss_G", "loss_D", "loss_D_real", "loss_D_gen", "r1_penalty", "D_real", "D_fake",
             "blur_sigma")}
@@ -281,10 +313,20 @@ class AliasFreeGAN(keras.Model):
 
     # ---------------------------------------------------------------- phases
 
-    def run_discriminator(self, images, c, blur_sigma=None):
+    def run_discriminator(self, images, c, blur_sigma=None, augment=None):
+        """D's logits of `images`, blurred, then augmented (`augment`: the
+        pipe's uniforms `[N, NUM_DRAWS]`, or None for its own draws)."""
         if blur_sigma is not None:
             images = blur_images(images, blur_sigma, max_sigma=self.blur_init_sigma)
+        if self.augment_pipe is not None:
+            images = self.augment_pipe(images, uniforms=augment)
         return self.discriminator(images, c)
+
+    @staticmethod
+    def _augment_draws(augment, call):
+        """The uniforms of augmentation `call` (0: Gmain's fakes, 1: Dmain's
+        fakes, 2: Dmain's reals, 3: R1's reals) from `[N, 4, NUM_DRAWS]`."""
+        return None if augment is None else ops.cast(augment[:, call], "float32")
 
     def _state(self):
         variables = list(self.variables)
@@ -342,19 +384,21 @@ class AliasFreeGAN(keras.Model):
         self.trackers[f"skipped_steps_{network}"].update_state(skipped)
         steps.apply_gradients(optimizer, grads, variables)
 
-    def phase_gmain(self, z, c, blur_sigma=None):
+    def phase_gmain(self, z, c, blur_sigma=None, augment=None):
         """Gmain: loss, fake logits and gradients w.r.t. G (not applied).
 
-        `c`: the fake images' labels (those G and D are given).
+        `c`: the fake images' labels (those G and D are given); `augment`:
+        the augmentation uniforms `[N, 4, NUM_DRAWS]` of the iteration.
         """
 
         def fn():
-            logits = self.run_discriminator(self.generator(z, c), c, blur_sigma)
+            logits = self.run_discriminator(self.generator(z, c), c, blur_sigma,
+                                            self._augment_draws(augment, 0))
             return losses.generator_loss(logits), logits
 
         return self._value_and_grad(fn, self.generator.trainable_variables, "G")
 
-    def phase_dmain(self, z, real, c, blur_sigma=None, gen_c=None):
+    def phase_dmain(self, z, real, c, blur_sigma=None, gen_c=None, augment=None):
         """Dmain: G runs with statistics updates (w_avg, magnitude EMAs) first.
 
         `c`: the real images' labels; `gen_c`: the fake images' (default `c`).
@@ -366,23 +410,29 @@ class AliasFreeGAN(keras.Model):
             fake = ops.stop_gradient(self.generator(z, gen_c, update_emas=True))
 
         def fn():
-            fake_logits = self.run_discriminator(fake, gen_c, blur_sigma)
-            real_logits = self.run_discriminator(real, c, blur_sigma)
+            fake_logits = self.run_discriminator(fake, gen_c, blur_sigma,
+                                                 self._augment_draws(augment, 1))
+            real_logits = self.run_discriminator(real, c, blur_sigma,
+                                                 self._augment_draws(augment, 2))
             total, loss_gen, loss_real = losses.discriminator_loss(fake_logits, real_logits)
             return total, (loss_gen, loss_real, fake_logits, real_logits)
 
         return self._value_and_grad(fn, self.discriminator.trainable_variables, "D")
 
-    def phase_dreg(self, real, c, blur_sigma=None):
-        """Dreg: `r1_interval * mean(gamma / 2 * r1_penalty)`; aux is the penalty."""
+    def phase_dreg(self, real, c, blur_sigma=None, augment=None):
+        """Dreg: `r1_interval * mean(gamma / 2 * r1_penalty)`; aux is
+        `(penalty, real_logits)`."""
         steps = backend_module()
         gain = self.r1_interval or 1
 
+        def logits_sum(x):
+            logits = self.run_discriminator(x, c, blur_sigma, self._augment_draws(augment, 3))
+            return ops.sum(logits), ops.stop_gradient(logits)
+
         def fn():
-            grads = steps.input_gradient(
-                lambda x: ops.sum(self.run_discriminator(x, c, blur_sigma)), real)
+            grads, logits = steps.input_gradient(logits_sum, real)
             penalty = losses.r1_penalty(grads)
-            return ops.mean(penalty) * (self.r1_gamma / 2) * gain, penalty
+            return ops.mean(penalty) * (self.r1_gamma / 2) * gain, (penalty, logits)
 
         return self._value_and_grad(fn, self.discriminator.trainable_variables, "D")
 
@@ -392,27 +442,30 @@ class AliasFreeGAN(keras.Model):
         """`images`, `(images, labels)` or a dict with `images` and optionally
         `labels`, `latents`, `gen_labels`.
 
-        `latents` `[N, 2, z_dim]` are the z of Gmain and Dmain; without them z is
+        `augment` `[N, 4, NUM_DRAWS]` are the augmentation pipe's uniforms
+        for its four calls (see `_augment_draws`); without them the pipe
+        draws its own. `latents` `[N, 2, z_dim]` are the z of Gmain and Dmain; without them z is
         drawn with the model's seed generator. `gen_labels` `[N, 2, c_dim]` are
         the labels of Gmain's and Dmain's fake images; without them the fakes
         take the real batch's labels. keras_afgan's data pipeline sends both
         (seeded by the step), so runs repeat exactly on every backend and after
         a resume.
 
-        Returns `(real, labels, latents, gen_labels)`.
+        Returns `(real, labels, latents, gen_labels, augment)`.
         """
-        latents = gen_c = None
+        latents = gen_c = augment = None
         if (isinstance(data, (tuple, list)) and data and isinstance(data[0], dict)
                 and all(x is None for x in data[1:])):
             data = data[0]  # train_on_batch(dict) packs it as (x, None, None)
         if isinstance(data, dict):
-            unknown = set(data) - {"images", "labels", "latents", "gen_labels"}
+            unknown = set(data) - {"images", "labels", "latents", "gen_labels", "augment"}
             if unknown or "images" not in data:
                 raise ValueError(
                     "Expected batches with keys 'images' and optionally 'labels', 'latents', "
-                    f"'gen_labels'. Received keys: {sorted(data)}")
+                    f"'gen_labels', 'augment'. Received keys: {sorted(data)}")
             real, c = data["images"], data.get("labels")
             latents, gen_c = data.get("latents"), data.get("gen_labels")
+            augment = data.get("augment") if self.augment_pipe is not None else None
         elif isinstance(data, (tuple, list)):
             real = data[0]
             c = data[1] if len(data) > 1 else None
@@ -433,7 +486,10 @@ class AliasFreeGAN(keras.Model):
             raise ValueError(
                 f"Expected gen_labels of shape [N, 2, {self.generator.c_dim}]. "
                 f"Received: shape={tuple(gen_c.shape)}")
-        return ops.cast(real, "float32"), c, latents, gen_c
+        if augment is not None and tuple(augment.shape[1:]) != (4, NUM_DRAWS):
+            raise ValueError(f"Expected augment uniforms of shape [N, 4, {NUM_DRAWS}]. "
+                             f"Received: shape={tuple(augment.shape)}")
+        return ops.cast(real, "float32"), c, latents, gen_c, augment
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         # Keras's TF trainer, under a tf.distribute strategy, reduces a first
@@ -459,7 +515,7 @@ class AliasFreeGAN(keras.Model):
         With several replicas, `data` is this replica's shard of the batch.
         """
         steps = backend_module()
-        real, c, latents, gen_c = self._unpack(data)
+        real, c, latents, gen_c, augment = self._unpack(data)
         batch = int(real.shape[0]) * steps.num_replicas()  # the global batch
         z_shape = (int(real.shape[0]), self.generator.z_dim)
         images_seen = ops.convert_to_tensor(self.images_seen)
@@ -468,18 +524,21 @@ class AliasFreeGAN(keras.Model):
         d_vars = self.discriminator.trainable_variables
 
         z = self._latents(latents, 0, z_shape)
-        loss_g, fake_logits, grads = self.phase_gmain(z, self._gen_labels(gen_c, 0, c), sigma)
+        loss_g, fake_logits, grads = self.phase_gmain(z, self._gen_labels(gen_c, 0, c), sigma,
+                                                      augment)
         self._apply(grads, g_vars, "G")
 
         z = self._latents(latents, 1, z_shape)
         loss_d, (loss_gen, loss_real, _, real_logits), grads = self.phase_dmain(
-            z, real, c, sigma, gen_c=self._gen_labels(gen_c, 1, c))
+            z, real, c, sigma, gen_c=self._gen_labels(gen_c, 1, c), augment=augment)
         self._apply(grads, d_vars, "D")
+        self._count_signs(real_logits)
 
         if self.r1_interval > 0:
             def dreg():
-                _, penalty, grads = self.phase_dreg(real, c, sigma)
+                _, (penalty, logits), grads = self.phase_dreg(real, c, sigma, augment)
                 self._apply(grads, d_vars, "D")
+                self._count_signs(logits)
                 penalty = ops.mean(penalty)
                 self.trackers["r1_penalty"].update_state(penalty)
                 return penalty
@@ -492,6 +551,7 @@ class AliasFreeGAN(keras.Model):
         self.update_generator_ema(images_seen, batch)
         self.images_seen.assign(self.images_seen + batch)
         self.iteration.assign(self.iteration + 1)
+        self._adjust_augment_probability(batch)
 
         t = self.trackers
         t["loss_G"].update_state(loss_g)
@@ -505,7 +565,37 @@ class AliasFreeGAN(keras.Model):
         if self.loss_scaling:
             logs["loss_scale_G"] = ops.convert_to_tensor(self.g_optimizer.dynamic_scale)
             logs["loss_scale_D"] = ops.convert_to_tensor(self.d_optimizer.dynamic_scale)
+        if self.augment_pipe is not None:
+            logs["augment_p"] = ops.convert_to_tensor(self.augment_pipe.p)
+            if self.ada_target is not None:
+                logs["rt"] = ops.convert_to_tensor(self.ada_rt)
         return logs
+
+    def _count_signs(self, real_logits):
+        """Add `sign(D(real))` to ADA's sums (over all replicas: every replica
+        adds the same numbers, so `p` stays identical everywhere)."""
+        if self.ada_target is None:
+            return
+        steps = backend_module()
+        logits = ops.cast(real_logits, "float32")
+        self.ada_signs.assign(self.ada_signs + steps.replica_mean(ops.sum(ops.sign(logits))))
+        self.ada_count.assign(self.ada_count + steps.replica_mean(
+            ops.cast(ops.size(logits), "float32")))
+
+    def _adjust_augment_probability(self, batch):
+        """ADA: every `ada_interval` iterations, move `p` towards `rt = ada_target`."""
+        if self.ada_target is None:
+            return
+        due = ops.equal(ops.convert_to_tensor(self.iteration) % self.ada_interval, 0)
+        signs, count, last_rt, p = (ops.convert_to_tensor(v) for v in (
+            self.ada_signs, self.ada_count, self.ada_rt, self.augment_pipe.p))
+        rt = signs / ops.maximum(count, 1.0)
+        adjust = ops.sign(rt - self.ada_target) * (batch * self.ada_interval
+                                                   / (self.ada_kimg * 1000))
+        self.augment_pipe.p.assign(ops.where(due, ops.maximum(p + adjust, 0.0), p))
+        self.ada_rt.assign(ops.where(due, rt, last_rt))
+        self.ada_signs.assign(ops.where(due, 0.0, signs))
+        self.ada_count.assign(ops.where(due, 0.0, count))
 
     @staticmethod
     def _gen_labels(gen_c, phase, c):
@@ -541,6 +631,11 @@ class AliasFreeGAN(keras.Model):
             "blur_init_sigma": self.blur_init_sigma,
             "blur_fade_kimg": self.blur_fade_kimg,
             "seed": self.seed,
+            "augment_pipe": (None if self.augment_pipe is None
+                             else keras.saving.serialize_keras_object(self.augment_pipe)),
+            "ada_target": self.ada_target,
+            "ada_interval": self.ada_interval,
+            "ada_kimg": self.ada_kimg,
         }
 
     @classmethod
@@ -548,4 +643,6 @@ class AliasFreeGAN(keras.Model):
         config = dict(config)
         config["generator"] = keras.saving.deserialize_keras_object(config["generator"])
         config["discriminator"] = keras.saving.deserialize_keras_object(config["discriminator"])
+        if config.get("augment_pipe") is not None:
+            config["augment_pipe"] = keras.saving.deserialize_keras_object(config["augment_pipe"])
         return cls(**config)

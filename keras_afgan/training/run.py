@@ -11,6 +11,10 @@ import os
 import keras
 import numpy as np
 
+from keras_afgan.augment import NUM_DRAWS
+from keras_afgan.augment import PRESETS as AUGMENT_PRESETS
+from keras_afgan.augment import AugmentPipe
+from keras_afgan.augment import preset_kwargs
 from keras_afgan.metrics.fid import InceptionFeatures
 from keras_afgan.metrics.registry import FEATURE_METRICS
 from keras_afgan.metrics.registry import compute_metrics
@@ -39,13 +43,16 @@ from keras_afgan.training.pretrained import load_pretrained
 CONFIGS = ("stylegan3-t", "stylegan3-r")
 # Dtype policies of G and D (weights, EMAs and losses stay float32 in all).
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+# Augmentation: ADA (p adjusted towards --target), none, or a fixed --p.
+AUG_MODES = ("ada", "noaug", "fixed")
 
 # Run presets: settings a user would otherwise pass as flags.
 RUN_PRESETS = {
-    # CPU-sized: 32 px, narrow layers, a short schedule on the built-in faces.
+    # CPU-sized: 32 px, narrow layers, a short schedule on the built-in faces;
+    # ADA reacts within it (p can move by 1 in 10 kimg, not 500).
     "tiny": dict(resolution=32, cbase=2048, cmax=32, z_dim=64, w_dim=64, num_layers=8,
                  margin_size=6, batch=8, mbstd_group=4, gamma=0.5, tick=0.4, snap=5, kimg=20,
-                 mirror=True, metrics_num=200),
+                 mirror=True, metrics_num=200, ada_kimg=10),
 }
 
 
@@ -92,6 +99,11 @@ class RunConfig:
     inception: str = None
     strategy: str = "none"
     precision: str = "float32"
+    aug: str = "ada"
+    target: float = 0.6
+    p: float = 0.2
+    augpipe: str = "bgc"
+    ada_kimg: float = None
     verbose: int = 1
     explicit: frozenset = dataclasses.field(default=None, compare=False, repr=False)
 
@@ -158,6 +170,17 @@ def _validate(config):
     check_strategy(config.strategy)
     if config.precision not in PRECISIONS:
         raise ValueError(f"Expected precision in {PRECISIONS}. Received: {config.precision!r}")
+    if config.aug not in AUG_MODES:
+        raise ValueError(f"Expected aug in {AUG_MODES}. Received: aug={config.aug!r}")
+    if config.augpipe not in AUGMENT_PRESETS:
+        raise ValueError(f"Expected augpipe in {sorted(AUGMENT_PRESETS)}. "
+                         f"Received: augpipe={config.augpipe!r}")
+    for name in ("target", "p"):
+        value = getattr(config, name)
+        if not 0 <= value <= 1:
+            raise ValueError(f"Expected {name} in [0, 1]. Received: {name}={value!r}")
+    if config.ada_kimg is not None and not config.ada_kimg > 0:
+        raise ValueError(f"Expected ada_kimg > 0. Received: {config.ada_kimg!r}")
     group = min(config.mbstd_group, config.batch)
     if config.batch % group:
         raise ValueError(
@@ -197,6 +220,20 @@ def build_networks(config, c_dim, resolution, img_channels=3):
     return G, D
 
 
+def augment_settings(config, fine_tune=False):
+    """`AliasFreeGAN`'s augmentation arguments for `config.aug`: ADA starts
+    at p = 0 and moves p by 1 per `ada_kimg` thousand images (500, or 100
+    for a fine-tune, as the reference); `fixed` keeps `config.p`."""
+    if config.aug == "noaug":
+        return {}
+    pipe_kwargs = dict(preset_kwargs(config.augpipe), seed=config.seed, name="augment_pipe")
+    if config.aug == "fixed":
+        return {"augment_pipe": AugmentPipe(p=config.p, **pipe_kwargs)}
+    ada_kimg = config.ada_kimg or (100.0 if fine_tune else 500.0)
+    return {"augment_pipe": AugmentPipe(p=0.0, **pipe_kwargs), "ada_target": config.target,
+            "ada_kimg": ada_kimg}
+
+
 def _compile(gan, config):
     g_opt, d_opt = default_optimizers(
         gan.r1_interval, g_lr=0.0025 if config.glr is None else config.glr, d_lr=config.dlr)
@@ -211,7 +248,7 @@ def build_gan(config, c_dim, resolution, img_channels=3):
     gan = AliasFreeGAN(
         G, D, r1_gamma=config.gamma, ema_kimg=config.batch * 10 / 32, ema_rampup=0.05,
         blur_init_sigma=10.0 if is_r else 0.0, blur_fade_kimg=config.batch * 200 / 32,
-        seed=config.seed,
+        seed=config.seed, **augment_settings(config),
     )
     return _compile(gan, config)
 
@@ -285,7 +322,8 @@ def build_transfer_gan(config, pretrained, c_dim, img_channels):
     initialised = {"G": copy_weights(G, pretrained.G, g_fresh),
                    "D": copy_weights(D, pretrained.D, d_fresh)}
     gan = AliasFreeGAN(G, D, r1_gamma=config.gamma, ema_kimg=config.batch * 10 / 32,
-                       ema_rampup=None, blur_init_sigma=0.0, seed=config.seed)
+                       ema_rampup=None, blur_init_sigma=0.0, seed=config.seed,
+                       **augment_settings(config, fine_tune=True))
     # Initialised weights stay the constructor's copies of G's.
     copy_weights(gan.generator_ema, pretrained.G_ema, g_fresh)
     return _compile(gan, config), initialised
@@ -326,6 +364,7 @@ def _continued_config(config, saved):
     """
     explicit = config.explicit_settings()
     fields = {f.name for f in dataclasses.fields(RunConfig)} - {"explicit"}
+    saved = {"aug": "noaug", **saved}  # runs saved before augmentation trained without
     changed = sorted(k for k in saved if k in fields and k in explicit and k not in FREE
                      and saved[k] != getattr(config, k))
     if changed:
@@ -430,7 +469,8 @@ def train(config):
         return gan
     dataset = distribution.dataset(
         source, config.batch, mbstd_group(gan.discriminator), z_dim=gan.generator.z_dim,
-        seed=config.seed, mirror=config.mirror, start_step=done_steps)
+        seed=config.seed, mirror=config.mirror, start_step=done_steps,
+        augment_draws=NUM_DRAWS if gan.augment_pipe is not None else 0)
     callbacks = []
     if distribution.is_chief:
         grid_shape = (4, 8)
@@ -475,8 +515,8 @@ def _report_transfer(pretrained, initialised):
                   f"shape, or label embeddings for other labels): "
                   f"{_grouped(initialised[network])}")
     if pretrained.augment is not None:
-        print(f"The pretrained run augmented with p={pretrained.augment['p']:.3f}; "
-              "keras_afgan does not augment yet, so it is not used.")
+        print(f"The pretrained run augmented with p={pretrained.augment['p']:.3f}; as the "
+              "reference, a fine-tune starts its own (ADA: from p = 0, reacting 5x faster).")
 
 
 def _grouped(names):

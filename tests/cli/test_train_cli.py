@@ -52,8 +52,9 @@ def test_run_writes_its_outputs(trained):
     stats = [json.loads(line) for line in open(os.path.join(outdir, "stats.jsonl"))]
     assert [s["tick"] for s in stats] == [1, 2, 3]
     assert stats[-1]["kimg"] == pytest.approx(0.024)
-    for key in ("loss_G", "loss_D", "r1_penalty", "img_per_sec"):
-        assert np.isfinite(stats[-1][key]), key
+    for key in ("loss_G", "loss_D", "r1_penalty", "img_per_sec", "augment_p", "rt"):
+        assert np.isfinite(stats[-1][key]), key  # ADA is on by default
+    assert gan.augment_pipe is not None and gan.ada_target == 0.6
     assert any(name.startswith("events") for _, _, names in os.walk(os.path.join(outdir, "logs"))
                for name in names)
     grid = np.asarray(Image.open(os.path.join(outdir, "fakes-tick000002.png")))
@@ -84,6 +85,24 @@ def test_snapshot_metrics_are_logged(trained):
 
     events = EventAccumulator(os.path.join(outdir, "logs")).Reload()
     assert "Metrics/eqt50k_int" in events.Tags()["tensors"]
+
+
+def test_noaug_trains_without_augmentation(tmp_path):
+    """--aug=noaug: no pipe, no p or rt in the stats; the config records it."""
+    gan = train(resolve_config(outdir=str(tmp_path), aug="noaug", kimg=0.008, **SMALL))
+    assert gan.augment_pipe is None
+    stats = [json.loads(line) for line in open(tmp_path / "stats.jsonl")]
+    assert len(stats) == 1 and "augment_p" not in stats[0] and "rt" not in stats[0]
+    assert json.load(open(tmp_path / "config.json"))["aug"] == "noaug"
+
+
+@pytest.mark.parametrize("settings, message", [
+    (dict(aug="adaptive"), "Expected aug in"), (dict(augpipe="bgcx"), "Expected augpipe"),
+    (dict(target=1.5), "Expected target in"), (dict(p=-0.1), "Expected p in"),
+    (dict(ada_kimg=0), "Expected ada_kimg > 0")])
+def test_bad_augmentation_settings_are_refused(tmp_path, settings, message):
+    with pytest.raises(ValueError, match=message):
+        resolve_config(outdir=str(tmp_path), **settings, **SMALL)
 
 
 def test_bad_metrics_settings_are_refused(tmp_path):

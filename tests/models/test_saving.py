@@ -4,6 +4,7 @@ alone reads every kind keras_afgan writes (in a fresh process, every backend).""
 import keras
 import pytest
 
+from keras_afgan.augment import AugmentPipe
 from keras_afgan.cli.common import load_generator
 from keras_afgan.models import Discriminator
 from keras_afgan.models import Generator
@@ -17,11 +18,11 @@ from tests.testing import run_python
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    """A compiled (never trained) GAN saved as training saves its checkpoint."""
+    """A compiled (never trained) GAN with ADA, saved as training saves its checkpoint."""
     G = Generator(z_dim=8, w_dim=8, img_resolution=16, channel_base=64, channel_max=4,
                   num_layers=3, margin_size=2)
     D = Discriminator(img_resolution=16, channel_base=64, channel_max=4, mbstd_group_size=2)
-    gan = AliasFreeGAN(G, D)
+    gan = AliasFreeGAN(G, D, augment_pipe=AugmentPipe(xflip=1), ada_target=0.6)
     gan.compile()
     path = tmp_path_factory.mktemp("saving") / "checkpoint.keras"
     gan.save(path)

@@ -11,8 +11,9 @@ The other tests run on every backend.
 
 The step is a conditional GAN's on a global batch of 8 in minibatch-std
 groups of 2: 4 samples per device, so the per-replica strategies must reorder
-the batch to keep the single-device groups. The step runs lazy R1 and a G-EMA
-that moves (beta 0.57); every variable of G, D and G_ema must match.
+the batch to keep the single-device groups. The step runs lazy R1, a G-EMA
+that moves (beta 0.57) and ADA augmentation with p moving every iteration;
+every variable of G, D, G_ema and the pipe (p, the sign sums) must match.
 """
 
 import json
@@ -26,6 +27,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from keras_afgan.augment import NUM_DRAWS
+from keras_afgan.augment import AugmentPipe
+from keras_afgan.augment import preset_kwargs
 from keras_afgan.data import ImageDataset
 from keras_afgan.layers import MinibatchStdDev
 from keras_afgan.models import Discriminator
@@ -78,7 +82,11 @@ def _gan(precision="float32", **compile_kwargs):
                   seed=1, dtype=precision)
     D = Discriminator(c_dim=2, img_resolution=16, channel_base=128, channel_max=8,
                       mapping_layers=1, mbstd_group_size=GROUP, dtype=precision)
-    gan = AliasFreeGAN(G, D, r1_interval=2, ema_kimg=0.01, ema_rampup=None)
+    # ADA moving p every iteration: the sign statistic must be the global
+    # batch's (reduced over replicas) for p, and every later draw, to agree.
+    pipe = AugmentPipe(**preset_kwargs("bgc"), p=0.5)
+    gan = AliasFreeGAN(G, D, r1_interval=2, ema_kimg=0.01, ema_rampup=None, augment_pipe=pipe,
+                       ada_target=0.6, ada_interval=1, ada_kimg=0.02)
     # The default Adams, with epsilon 1e-6 instead of 1e-8: the first step of a
     # weight whose gradient is ~1e-8 is lr * g / (|g| + eps), which turns the
     # gradients' float32 rounding (summed in another order on two devices) into
@@ -105,7 +113,8 @@ def run_steps(strategy, out_path, steps=1, **compile_kwargs):
         gan = _gan(**compile_kwargs)
     distribution.broadcast_state(gan)
     dataset = distribution.dataset(_images(), BATCH, mbstd_group(gan.discriminator),
-                                   z_dim=Z_DIM, seed=SEED)
+                                   z_dim=Z_DIM, seed=SEED,
+                                   augment_draws=NUM_DRAWS)
     gan.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
     np.savez(out_path, num_replicas=distribution.num_replicas, **_state(gan))
 
@@ -120,7 +129,8 @@ def overflow_step(out_path):
     for optimizer in (gan.g_optimizer, gan.d_optimizer):
         optimizer.dynamic_scale.assign(2.0**100)
     dataset = distribution.dataset(_images(), BATCH, mbstd_group(gan.discriminator),
-                                   z_dim=Z_DIM, seed=SEED)
+                                   z_dim=Z_DIM, seed=SEED,
+                                   augment_draws=NUM_DRAWS)
     history = gan.fit(dataset, steps_per_epoch=1, epochs=1, verbose=0, shuffle=False)
     moved = max(np.abs(to_numpy(v) - b).max() for v, b in zip(gan.trainable_variables, before))
     np.savez(out_path, moved=moved, num_replicas=distribution.num_replicas,

@@ -92,14 +92,14 @@ def _run_phases(case):
                                z, real, c)
     results["grads"]["Dmain"] = _named_gradients(D, grads)
     results["buffers_after_Dmain"] = _buffers(G)
-    loss, penalty, grads = run_compiled(lambda real, c: gan.phase_dreg(real, c, sigma), state,
-                                        real, c)
+    loss, (penalty, _), grads = run_compiled(lambda real, c: gan.phase_dreg(real, c, sigma),
+                                             state, real, c)
     results["grads"]["Dreg"] = _named_gradients(D, grads)
     if sigma is None:
         results["dreg_no_blur"] = (to_numpy(loss), to_numpy(penalty))
     else:
-        loss, penalty, _ = run_compiled(lambda real, c: gan.phase_dreg(real, c, None), state,
-                                        real, c)
+        loss, (penalty, _), _ = run_compiled(lambda real, c: gan.phase_dreg(real, c, None),
+                                             state, real, c)
         results["dreg_no_blur"] = (to_numpy(loss), to_numpy(penalty))
     return results
 

@@ -214,7 +214,9 @@ def _assert_updates_close(actual, expected, initial, atol, rtol, steps, what, se
     differ only by rounding (eager vs compiled, one backend vs another) may
     move such a weight differently. At most max(2, 1e-4 of all elements) may,
     and only within Adam's bounded step; with `sensitive` (name -> mask of
-    elements whose gradient is in that steep range) only those. With
+    elements whose gradient is in that steep range) only those of its
+    tensors, as many as there are (tensors it does not name count against
+    the cap). With
     `between` (name -> two arrays: the weights after Adam on the gradients
     moved down and up by their rounding tolerance) every element that
     differs must lie between the two, however many there are.
@@ -228,17 +230,19 @@ def _assert_updates_close(actual, expected, initial, atol, rtol, steps, what, se
         err = np.abs(a - e)
         far = err > atol + F32_EPS * np.abs(e)
         for index in map(tuple, np.argwhere(far)):
-            flips.append(f"{name}{list(index)}: {a[index]:.7g} vs {e[index]:.7g}")
+            flip = f"{name}{list(index)}: {a[index]:.7g} vs {e[index]:.7g}"
             # Two runs of `steps` Adam steps each end at most this far apart.
-            assert err[index] <= MAX_ADAM_MOVE * 2 * steps, f"{what}: {flips[-1]}"
-            if sensitive is not None:
+            assert err[index] <= MAX_ADAM_MOVE * 2 * steps, f"{what}: {flip}"
+            if sensitive is not None and name in sensitive:
                 assert sensitive[name][index], (
-                    f"{what}: {flips[-1]}, where Adam is not sensitive to the gradient")
+                    f"{what}: {flip}, where Adam is not sensitive to the gradient")
+            else:
+                flips.append(flip)
             if between is not None:
                 low, high = sorted(float(b[name][index]) for b in between)
                 slack = atol + F32_EPS * abs(e[index])
                 assert low - slack <= a[index] <= high + slack, (
-                    f"{what}: {flips[-1]}, outside Adam's steps for gradients within their "
+                    f"{what}: {flip}, outside Adam's steps for gradients within their "
                     f"rounding tolerance: [{low:.7g}, {high:.7g}]")
         update = np.linalg.norm(e - initial[name])
         diff = np.linalg.norm(np.where(far, 0.0, a - e))
@@ -456,8 +460,15 @@ def test_same_iterations_on_every_backend(trained):
                         if k.startswith("count/")}
             assert counters == EXPECTED_COUNTERS[i], f"{what}, iteration {i}"
         weights = [{k: v for k, v in t.items() if not k.startswith("count/")} for t in theirs]
+        # Iteration 0 moved each G weight by one Adam step, lr * g / (|g| + eps):
+        # under 0.99 lr on either backend (|g| < 1e-6), the gradients' rounding
+        # may move it differently (D's two steps count against the cap).
+        sensitive = {k: np.minimum(np.abs(v - trained.initial[k]),
+                                   np.abs(weights[0][k] - trained.initial[k])) < 0.99 * G_LR
+                     for k, v in trained.steps[0].state.items() if k.startswith(("G/", "G_ema/"))}
         _assert_updates_close(weights[0], trained.steps[0].state, trained.initial, atol=1e-4,
-                              rtol=1e-2, steps=2, what=f"{what}, iteration 0")
+                              rtol=1e-2, steps=2, what=f"{what}, iteration 0",
+                              sensitive=sensitive)
         _assert_updates_near(weights[1], trained.steps[1].state, trained.initial,
                              what=f"{what}, iteration 1")
         for name in (k[len("G/"):] for k in weights[1] if k.startswith("G/")):

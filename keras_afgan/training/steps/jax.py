@@ -69,7 +69,8 @@ def value_and_grad(fn, variables, state=()):
 
 
 def input_gradient(fn, x):
-    return jax.grad(fn)(x)
+    grad, aux = jax.grad(fn, has_aux=True)(x)
+    return grad, aux
 
 
 def cond(pred, fn, state):

@@ -45,8 +45,8 @@ def input_gradient(fn, x):
     with tf.GradientTape() as tape:
         tape.watch(x)
         # The reduction must run inside this tape, or the gradient is None.
-        total = fn(x)
-    return tape.gradient(total, x)
+        total, aux = fn(x)
+    return tape.gradient(total, x), aux
 
 
 def cond(pred, fn, state):

@@ -51,9 +51,9 @@ def value_and_grad(fn, variables, state=()):
 
 def input_gradient(fn, x):
     x = convert_to_tensor(x).detach().requires_grad_(True)
-    total = fn(x)
+    total, aux = fn(x)
     (grad,) = torch.autograd.grad(total, x, create_graph=True)
-    return grad
+    return grad, aux
 
 
 def cond(pred, fn, state):
