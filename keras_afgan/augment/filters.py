@@ -99,9 +99,5 @@ def band_matrices(size):
     bank = filter_bank()
     half = bank.shape[1] // 2
     pad = reflect_matrix(size, half, half)  # [size + 2 half, size]
-    taps = np.arange(bank.shape[1])
-    out = np.zeros((bank.shape[0], size, size))
-    for i in range(size):
-        # Correlation: out[i] = sum_t bank[b, t] * padded[i + t].
-        out[:, i, :] = bank @ pad[i + taps]
-    return out
+    # Correlation with a row is the ('valid') convolution with it reversed.
+    return np.stack([resampling_matrix(size + 2 * half, row[::-1]) @ pad for row in bank])

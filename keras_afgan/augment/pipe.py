@@ -44,6 +44,15 @@ TRANSFORMS = ("xflip", "rotate90", "xint", "scale", "rotate", "aniso", "xfrac", 
               "contrast", "lumaflip", "hue", "saturation", "imgfilter", "noise", "cutout")
 GEOMETRIC = TRANSFORMS[:7]
 COLOR = TRANSFORMS[7:12]
+# The parameters the geometric transforms draw (`rotate` draws two angles).
+_GEOMETRIC_PARAMETERS = ("xflip", "rotate90", "xint", "scale", "pre_rotate", "aniso",
+                         "post_rotate", "xfrac")
+# The constructor's numeric settings (multipliers, ranges, deviations), in order.
+_NUMBER_SETTINGS = ("xflip", "rotate90", "xint", "xint_max", "scale", "rotate", "aniso", "xfrac",
+                    "scale_std", "rotate_max", "aniso_std", "xfrac_std", "brightness",
+                    "contrast", "lumaflip", "hue", "saturation", "brightness_std",
+                    "contrast_std", "hue_max", "saturation_std", "imgfilter", "imgfilter_std",
+                    "noise", "cutout", "noise_std", "cutout_size")
 
 # The ADA paper's transform sets (`--augpipe`); the reference trains with bgc.
 PRESETS = {
@@ -169,15 +178,9 @@ class AugmentPipe(keras.layers.Layer):
                  noise_std=0.1, cutout_size=0.5, p=1.0, seed=None, **kwargs):
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
-        settings = dict(
-            xflip=xflip, rotate90=rotate90, xint=xint, xint_max=xint_max, scale=scale,
-            rotate=rotate, aniso=aniso, xfrac=xfrac, scale_std=scale_std, rotate_max=rotate_max,
-            aniso_std=aniso_std, xfrac_std=xfrac_std, brightness=brightness, contrast=contrast,
-            lumaflip=lumaflip, hue=hue, saturation=saturation, brightness_std=brightness_std,
-            contrast_std=contrast_std, hue_max=hue_max, saturation_std=saturation_std,
-            imgfilter=imgfilter, imgfilter_std=imgfilter_std, noise=noise, cutout=cutout,
-            noise_std=noise_std, cutout_size=cutout_size)
-        for name, value in settings.items():
+        arguments = locals()
+        for name in _NUMBER_SETTINGS:
+            value = arguments[name]
             if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not (
                     math.isfinite(value) and value >= 0):
                 raise ValueError(f"Expected {name} to be a finite number >= 0. "
@@ -207,7 +210,7 @@ class AugmentPipe(keras.layers.Layer):
             raise ValueError(f"Expected images with 1, 3 or 4 channels (L, RGB, RGBA). "
                              f"Received: shape={tuple(x.shape)}")
         params = self.parameters(ops.shape(x)[0], uniforms, debug_percentile, channels=c)
-        if any(t in params for t in GEOMETRIC + ("pre_rotate",)):
+        if any(t in params for t in _GEOMETRIC_PARAMETERS):
             x = _resample(x, _geometric_matrix(params, h, w))
         if any(t in params for t in COLOR):
             x = _apply_color(x, _color_matrix(params))
@@ -317,12 +320,8 @@ class AugmentPipe(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({name: getattr(self, name) for name in (
-            "xflip", "rotate90", "xint", "xint_max", "scale", "rotate", "aniso", "xfrac",
-            "scale_std", "rotate_max", "aniso_std", "xfrac_std", "brightness", "contrast",
-            "lumaflip", "hue", "saturation", "brightness_std", "contrast_std", "hue_max",
-            "saturation_std", "imgfilter", "imgfilter_bands", "imgfilter_std", "noise",
-            "cutout", "noise_std", "cutout_size", "seed")})
+        config.update({name: getattr(self, name)
+                       for name in _NUMBER_SETTINGS + ("imgfilter_bands", "seed")})
         config["p"] = self._initial_p
         return config
 
@@ -333,7 +332,7 @@ class AugmentPipe(keras.layers.Layer):
 def _geometric_matrix(params, h, w):
     """`[N, 3, 3]`: output pixel -> input pixel (centred coordinates), the
     inverse of each geometric transform composed in the pipe's order."""
-    first = next(v for k, v in params.items() if k in GEOMETRIC or k.endswith("_rotate"))
+    first = next(params[k] for k in _GEOMETRIC_PARAMETERS if k in params)
     ones = ops.ones_like(first if len(first.shape) == 1 else first[:, 0])  # [N]
     g = _matrix([[1, 0, 0], [0, 1, 0], [0, 0, 1]], ones)
 

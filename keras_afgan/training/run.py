@@ -405,10 +405,12 @@ def train(config):
     checkpoint = os.path.join(config.outdir, "checkpoint.keras")
     config_path = os.path.join(config.outdir, "config.json")
     continuing = os.path.exists(checkpoint)
-    if not continuing and os.path.isdir(config.outdir) and recorded_ticks(config.outdir) > 1:
+    recorded = 0 if continuing or not os.path.isdir(config.outdir) else recorded_ticks(
+        config.outdir)
+    if recorded > 1:
         # A run killed before its first checkpoint has at most tick 1's outputs.
         raise ValueError(
-            f"{config.outdir} holds outputs up to tick {recorded_ticks(config.outdir)} but no "
+            f"{config.outdir} holds outputs up to tick {recorded} but no "
             "checkpoint.keras to continue from; use a new --outdir (nothing was changed)")
     pretrained = None
     if continuing and os.path.exists(config_path):

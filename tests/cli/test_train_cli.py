@@ -87,6 +87,16 @@ def test_snapshot_metrics_are_logged(trained):
     assert "Metrics/eqt50k_int" in events.Tags()["tensors"]
 
 
+def test_outputs_past_tick_1_without_a_checkpoint_are_refused(tmp_path):
+    """Outputs a killed first tick cannot have left: refused, nothing changed."""
+    lines = "".join(json.dumps({"tick": t}) + "\n" for t in (1, 2, 3))
+    (tmp_path / "stats.jsonl").write_text(lines)
+    with pytest.raises(ValueError, match="holds outputs up to tick 3 but no checkpoint.keras"):
+        train(resolve_config(outdir=str(tmp_path), kimg=0.008, **SMALL))
+    assert sorted(os.listdir(tmp_path)) == ["stats.jsonl"]
+    assert (tmp_path / "stats.jsonl").read_text() == lines
+
+
 def test_noaug_trains_without_augmentation(tmp_path):
     """--aug=noaug: no pipe, no p or rt in the stats; the config records it."""
     gan = train(resolve_config(outdir=str(tmp_path), aug="noaug", kimg=0.008, **SMALL))
