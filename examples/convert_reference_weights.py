@@ -17,7 +17,7 @@ import keras
 import numpy as np
 
 from keras_afgan.convert import generator_from_reference
-from keras_afgan.training.images import save_image_grid
+from keras_afgan.images import save_image_grid
 
 
 def main():

@@ -1,14 +1,5 @@
 """keras_afgan: Alias-Free GAN (StyleGAN3) for Keras 3 on TensorFlow, JAX and PyTorch."""
 
-import os
-
-# Torch's CPU allocator backs allocations of 2 MiB and more with transparent
-# huge pages when this is set before torch starts: far fewer page faults on
-# the large activations (64 px bench, torch forward 1.76 -> 2.15 img/s
-# before its CPU inference path; training allocates them still; BUILD_NOTES.md).
-# Read by torch only; a value set by the user wins.
-os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
-
 __version__ = "0.1.0"
 
 from keras_afgan import augment

@@ -22,6 +22,8 @@ import time
 import keras
 import numpy as np
 
+from keras_afgan.models.presets import PRESETS
+
 MODES = ("forward", "train")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
@@ -52,8 +54,8 @@ def _check(config):
         raise ValueError(f"Expected mode in {MODES}. Received: {config.mode!r}")
     if config.precision not in PRECISIONS:
         raise ValueError(f"Expected precision in {PRECISIONS}. Received: {config.precision!r}")
-    if config.cfg not in ("stylegan3-t", "stylegan3-r"):
-        raise ValueError(f"Expected cfg 'stylegan3-t' or 'stylegan3-r'. Received: {config.cfg!r}")
+    if config.cfg not in PRESETS:
+        raise ValueError(f"Expected cfg in {sorted(PRESETS)}. Received: {config.cfg!r}")
     for name in ("res", "cbase", "cmax", "zdim", "wdim", "batch", "repeats", "r1_interval"):
         if int(getattr(config, name)) < 1:
             raise ValueError(f"Expected {name} >= 1. Received: {getattr(config, name)!r}")
@@ -111,7 +113,7 @@ def run_benchmark(config):
     try:
         G, D = build_models(config)
         rng = np.random.default_rng(config.seed)
-        # torch.compile cannot trace the cached numpy resampling matrices yet, and
+        # torch.compile traces (minutes) but is no faster than eager here, and
         # R1's double backward needs eager torch: torch runs eager.
         jit = bool(config.jit) and keras.config.backend() != "torch"
         if config.mode == "forward":

@@ -35,6 +35,28 @@ def _share_compilations():
 
 _share_compilations()
 
+
+def _share_cores_between_workers():
+    """Under pytest-xdist, give each torch worker its share of the cores.
+
+    torch sizes its OpenMP pool to every core in each worker, so two workers
+    on two cores oversubscribe them: measured on 2 cores, a subset of golden
+    and ops tests took 65 s with torch's default pool and 30 s with one
+    thread per worker. TensorFlow gained little (77 s to 72 s) and JAX lost
+    (79 s to 164 s with XLA's CPU threads capped), so only the torch job is
+    capped. Subprocesses the tests start inherit the cap. Set before torch is
+    imported; an explicit OMP_NUM_THREADS wins.
+    """
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0") or 0)
+    if workers < 2 or os.environ.get("KERAS_BACKEND") != "torch":
+        return
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    share = max(1, cores // workers)
+    os.environ.setdefault("OMP_NUM_THREADS", str(share))
+
+
+_share_cores_between_workers()
+
 GOLDEN_DIR = pathlib.Path(
     os.environ.get("KERAS_AFGAN_GOLDEN", pathlib.Path(__file__).resolve().parents[2] / "shared" / "golden")
 )

@@ -3,7 +3,8 @@
 Every case found in the golden folder is checked: designed filters, mapping
 outputs (three truncation settings), every synthesis layer's activations,
 images (with the case's user transform), and discriminator logits on real,
-generated and blurred images. Tolerances are the golden README's.
+generated and blurred images. Tolerances are ~10x the largest error measured
+on the three backends (CPU, float32), tighter than the golden README's.
 """
 
 import keras
@@ -34,12 +35,13 @@ def test_layer_schedule_matches(case, models):
     assert len(spec.layers) == len(case.meta["layers"])
     for layer, ref in zip(G.synthesis.synthesis_layers, case.meta["layers"]):
         assert layer.name == ref["name"]
-        assert list(layer.padding) == ref["padding"], layer.name
-        assert (layer.up_factor, layer.down_factor) == (ref["up_factor"], ref["down_factor"])
-        assert layer.down_radial == ref["down_radial"], layer.name
-        assert layer.out_sampling_rate == pytest.approx(ref["out_sampling_rate"])
-        assert layer.out_cutoff == pytest.approx(ref["out_cutoff"])
-        assert layer.out_half_width == pytest.approx(ref["out_half_width"])
+        assert list(layer.spec.padding) == ref["padding"], layer.name
+        assert (layer.spec.up_factor, layer.spec.down_factor) == (
+            ref["up_factor"], ref["down_factor"])
+        assert layer.spec.down_radial == ref["down_radial"], layer.name
+        assert layer.spec.out_sampling_rate == pytest.approx(ref["out_sampling_rate"])
+        assert layer.spec.out_cutoff == pytest.approx(ref["out_cutoff"])
+        assert layer.spec.out_half_width == pytest.approx(ref["out_half_width"])
 
 
 def test_parameter_counts(case, models):
@@ -57,7 +59,8 @@ def test_filters(case, models):
             if key not in case.arrays:
                 assert ours is None, f"{key}: the reference uses no filter here"
                 continue
-            assert_close(ours, case.arrays[key], atol=1e-6, what=key)
+            # Measured: bit-identical; 1e-7 allows a float32 rounding step.
+            assert_close(ours, case.arrays[key], atol=1e-7, what=key)
 
 
 @pytest.mark.parametrize("setting", ["case", "psi1", "cutoff"])
@@ -73,7 +76,7 @@ def test_mapping(case, models, setting):
         ws = G.mapping(z, c, truncation_psi=cut["truncation_psi"],
                        truncation_cutoff=cut["truncation_cutoff"])
         key = "out/ws_cut"
-    assert_close(ws, case.arrays[key], atol=1e-5, what=key)
+    assert_close(ws, case.arrays[key], atol=1e-5, what=key)  # measured <= 1.4e-6
 
 
 def test_synthesis_activations_and_images(case, models):
@@ -82,8 +85,9 @@ def test_synthesis_activations_and_images(case, models):
     expected_names = {k[len("out/act/"):] for k in case.arrays if k.startswith("out/act/")}
     assert set(activations) == expected_names
     for name, act in activations.items():
-        assert_close(to_numpy(act)[:1], case.nhwc(f"out/act/{name}"), atol=1e-4, what=name)
-    assert_close(img, case.nhwc("out/img"), atol=1e-4, what="images")
+        # Measured <= 5e-6.
+        assert_close(to_numpy(act)[:1], case.nhwc(f"out/act/{name}"), atol=5e-5, what=name)
+    assert_close(img, case.nhwc("out/img"), atol=1e-5, what="images")  # measured <= 5.1e-7
 
 
 def test_generator_end_to_end(case, models):
@@ -93,7 +97,7 @@ def test_generator_end_to_end(case, models):
     with inference_scope():
         img = G(case.arrays["in/z"], case.arrays["in/c"],
                 truncation_psi=case.meta["truncation_psi"])
-    assert_close(img, case.nhwc("out/img"), atol=1e-4, what="G(z, c)")
+    assert_close(img, case.nhwc("out/img"), atol=2e-5, what="G(z, c)")  # measured <= 1.1e-6
 
 
 class SynthesisModel(keras.Model):
@@ -119,12 +123,13 @@ def test_synthesis_predict(case, models):
     # itself); torch runs eagerly, as afgan-bench does.
     model.compile(jit_compile=keras.config.backend() != "torch")
     img = model.predict_on_batch(case.arrays["out/ws"])
-    assert_close(img, case.nhwc("out/img"), atol=1e-4, what="predict")
+    assert_close(img, case.nhwc("out/img"), atol=1e-5, what="predict")  # measured <= 6.9e-7
 
 
 def _logits_close(actual, expected, what):
-    # 1e-4 relative (golden README); an absolute floor of 2e-6 for logits near 0.
-    assert_close(actual, expected, rtol=1e-4, atol=2e-6, what=what)
+    # Measured: <= 2.1e-6 absolute on logits of magnitude <= 1.2 (float32
+    # rounding of the last sums); this bound is ~10x that at every logit.
+    assert_close(actual, expected, rtol=1e-5, atol=1e-5, what=what)
 
 
 def test_discriminator_logits(case, models):
@@ -152,5 +157,5 @@ def test_user_transform_is_used(case, models):
     moved = to_numpy(G.synthesis(case.arrays["out/ws"]))
     assert np.abs(moved - case.nhwc("out/img")).max() > 1e-2
     G.synthesis.input.transform.assign(transform)
-    assert_close(G.synthesis(case.arrays["out/ws"]), case.nhwc("out/img"), atol=1e-4,
+    assert_close(G.synthesis(case.arrays["out/ws"]), case.nhwc("out/img"), atol=1e-5,
                  what="images after restoring the transform")

@@ -7,7 +7,6 @@ Discriminator round-trip `.keras` files, including their non-trainable state,
 within one backend and across backends.
 """
 
-import dataclasses
 import inspect
 import json
 import math
@@ -21,8 +20,7 @@ import keras_afgan
 from keras_afgan import layers as afgan_layers
 from keras_afgan.augment import AugmentPipe
 from keras_afgan.augment import preset_kwargs
-from keras_afgan.models.specs import LayerSpec
-from keras_afgan.models.specs import synthesis_spec
+from keras_afgan.layers.schedule import synthesis_spec
 from tests.testing import assert_close
 from tests.testing import other_backends
 from tests.testing import run_python
@@ -101,13 +99,9 @@ def one_hot(labels, depth):
     return np.eye(depth, dtype=np.float32)[labels]
 
 
-def synthesis_layer_from_spec(spec, use_radial_filters=False):
-    """A `SynthesisLayer` whose arguments are the `LayerSpec` fields it takes."""
-    params = inspect.signature(afgan_layers.SynthesisLayer.__init__).parameters
-    kwargs = {f.name: getattr(spec, f.name) for f in dataclasses.fields(LayerSpec)
-              if f.name in params}
-    layer = afgan_layers.SynthesisLayer(
-        w_dim=W_DIM, use_radial_filters=use_radial_filters, name=spec.name, **kwargs)
+def synthesis_layer_from_spec(spec):
+    """A `SynthesisLayer` built from its `LayerSpec`."""
+    layer = afgan_layers.SynthesisLayer(W_DIM, spec, name=spec.name)
     x = normal(2, spec.in_size, spec.in_size, spec.in_channels, seed=spec.index)
     return layer, [x, normal(2, W_DIM, seed=100 + spec.index)], {}
 
@@ -157,8 +151,7 @@ LAYER_CASES = {
     "synthesis_layer_critical": lambda: synthesis_layer_from_spec(_synthesis_spec().layers[13]),
     "synthesis_layer_torgb": lambda: synthesis_layer_from_spec(_synthesis_spec().layers[14]),
     "synthesis_layer_radial": lambda: synthesis_layer_from_spec(
-        _synthesis_spec(conv_kernel=1, use_radial_filters=True).layers[0],
-        use_radial_filters=True),
+        _synthesis_spec(conv_kernel=1, use_radial_filters=True).layers[0]),
     "synthesis_network": _synthesis_network,
     "discriminator_block_first": lambda: (
         afgan_layers.DiscriminatorBlock(16, 0, 8, 16, img_channels=3, conv_clamp=256),

@@ -26,6 +26,12 @@ def other_backends():
     return (BACKENDS[(here + 1) % len(BACKENDS)],)
 
 
+def reference_uint8(images):
+    """The reference's pixel conversion, written out in numpy for tests:
+    `floor(img * 127.5 + 128)` clipped to [0, 255]."""
+    return np.clip(np.floor(np.asarray(images, np.float32) * 127.5 + 128), 0, 255).astype(np.uint8)
+
+
 def to_numpy(x):
     return np.asarray(keras.ops.convert_to_numpy(x))
 

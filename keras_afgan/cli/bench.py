@@ -9,13 +9,14 @@ img_per_s, peak_mem_mb, ...). See keras_afgan.bench for what is timed.
 
 import json
 
-from absl import app
 from absl import flags
 
-from keras_afgan.cli.common import quiet_library_logs
+from keras_afgan.cli.common import prepare_process
+from keras_afgan.cli.common import run_tool
 
 _FLAGS = flags.FLAGS
-flags.DEFINE_enum("cfg", "stylegan3-t", ["stylegan3-t", "stylegan3-r"], "Configuration.")
+flags.DEFINE_string("cfg", "stylegan3-t", "Configuration: a preset of keras_afgan.models.PRESETS "
+                    "(stylegan3-t, stylegan3-r).")
 flags.DEFINE_integer("res", 64, "Resolution.")
 flags.DEFINE_integer("cbase", 8192, "Channel base.")
 flags.DEFINE_integer("cmax", 128, "Max. channels.")
@@ -23,7 +24,7 @@ flags.DEFINE_integer("zdim", 512, "z width.")
 flags.DEFINE_integer("wdim", 512, "w width.")
 flags.DEFINE_integer("batch", 8, "Batch size.")
 flags.DEFINE_enum("mode", "forward", ["forward", "train"], "What to time.")
-flags.DEFINE_bool("jit", True, "Compile (XLA on TF/JAX, torch.compile for forward on torch).")
+flags.DEFINE_bool("jit", True, "Compile with XLA on TF/JAX (torch always runs eager).")
 flags.DEFINE_enum("precision", "float32", ["float32", "mixed_bfloat16", "mixed_float16"],
                   "Dtype policy.")
 flags.DEFINE_integer("warmup", 2, "Untimed calls first.")
@@ -38,7 +39,7 @@ flags.DEFINE_string("json", None, "Append the result as one JSON line to this fi
 
 def main(argv):
     del argv
-    quiet_library_logs()
+    prepare_process()
     from keras_afgan.bench import BenchConfig
     from keras_afgan.bench import run_benchmark
 
@@ -60,7 +61,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    run_tool(main)
 
 
 if __name__ == "__main__":

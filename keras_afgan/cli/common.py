@@ -1,7 +1,9 @@
 """Helpers shared by the command-line tools (no flags defined here)."""
 
 import math
+import os
 import re
+import sys
 
 
 # One image per seed: more than this is a typo, not a request (and the list
@@ -66,6 +68,37 @@ def load_generator(path):
             f"Expected a keras_afgan Generator or training checkpoint in {path}. "
             f"Received: {type(model).__name__}")
     return generator_with_dtype(model, "float32")
+
+
+HELP_FLAGS = ("--help", "-help", "-h", "-?", "--helpshort", "--helpfull", "--helpxml")
+
+
+def run_tool(main):
+    """`absl.app.run(main)`, except that asking for help exits 0 (absl exits 1)."""
+    from absl import app
+
+    try:
+        app.run(main)
+    except SystemExit as exit_:
+        if exit_.code == 1 and any(arg in HELP_FLAGS for arg in sys.argv[1:]):
+            raise SystemExit(0) from None
+        raise
+
+
+def prepare_process():
+    """What a command-line tool does first: quiet logs (`quiet_library_logs`)
+    and huge pages for torch's CPU allocator.
+
+    With `THP_MEM_ALLOC_ENABLE=1`, torch backs CPU allocations of 2 MiB and
+    more with transparent huge pages: far fewer page faults on the large
+    activations. Torch reads the variable once, at its first CPU allocation,
+    so it is set here, before any network is built (importing keras_afgan
+    allocates nothing); a value set by the user wins. The library itself
+    never sets it: a Python program that wants it sets it before it builds
+    its first network.
+    """
+    os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
+    quiet_library_logs()
 
 
 def quiet_library_logs():

@@ -14,10 +14,10 @@ needed to decode its tensors. The .keras files load on every backend.
 import json
 import os
 
-from absl import app
 from absl import flags
 
-from keras_afgan.cli.common import quiet_library_logs
+from keras_afgan.cli.common import prepare_process
+from keras_afgan.cli.common import run_tool
 
 _FLAGS = flags.FLAGS
 flags.DEFINE_string("source", None, "Reference snapshot (.pkl).", required=True)
@@ -57,13 +57,13 @@ def convert(source, outdir, overwrite=False):
 
 def main(argv):
     del argv
-    quiet_library_logs()
+    prepare_process()
     for path in convert(_FLAGS.source, _FLAGS.outdir, _FLAGS.overwrite):
         print(f"wrote {path}")
 
 
 def run():
-    app.run(main)
+    run_tool(main)
 
 
 if __name__ == "__main__":

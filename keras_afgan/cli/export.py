@@ -15,10 +15,10 @@ import os
 import subprocess
 import sys
 
-from absl import app
 from absl import flags
 
-from keras_afgan.cli.common import quiet_library_logs
+from keras_afgan.cli.common import prepare_process
+from keras_afgan.cli.common import run_tool
 from keras_afgan.export.saved_model import TRACING_BACKENDS
 from keras_afgan.export.saved_model import check_version_dir
 
@@ -56,7 +56,7 @@ def serving_instructions(outdir):
 
 def main(argv):
     del argv
-    quiet_library_logs()
+    prepare_process()
     import keras
 
     from keras_afgan.cli.common import load_generator
@@ -93,7 +93,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    run_tool(main)
 
 
 if __name__ == "__main__":

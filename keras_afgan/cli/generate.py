@@ -9,14 +9,14 @@
 
 import os
 
-from absl import app
 from absl import flags
 
 from keras_afgan.cli.common import finite
 from keras_afgan.cli.common import load_generator
 from keras_afgan.cli.common import parse_seeds
 from keras_afgan.cli.common import parse_vec2
-from keras_afgan.cli.common import quiet_library_logs
+from keras_afgan.cli.common import prepare_process
+from keras_afgan.cli.common import run_tool
 
 _FLAGS = flags.FLAGS
 flags.DEFINE_string("network", None, "Generator or training checkpoint (.keras).", required=True)
@@ -30,9 +30,9 @@ flags.DEFINE_string("outdir", None, "Where to write seedNNNN.png.", required=Tru
 
 def main(argv):
     del argv
-    quiet_library_logs()
-    from keras_afgan.training.images import save_image
-    from keras_afgan.training.run import generate_images
+    prepare_process()
+    from keras_afgan.images import save_image
+    from keras_afgan.models.sampling import generate_images
 
     seeds = parse_seeds(_FLAGS.seeds)
     translate = parse_vec2(_FLAGS.translate)
@@ -50,7 +50,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    run_tool(main)
 
 
 if __name__ == "__main__":

@@ -13,11 +13,11 @@ Results print one per line and, with `--out`, append one JSON line.
 import json
 import time
 
-from absl import app
 from absl import flags
 
 from keras_afgan.cli.common import load_generator
-from keras_afgan.cli.common import quiet_library_logs
+from keras_afgan.cli.common import prepare_process
+from keras_afgan.cli.common import run_tool
 
 _FLAGS = flags.FLAGS
 flags.DEFINE_string("network", None, "Generator or training checkpoint (.keras).", required=True)
@@ -33,7 +33,7 @@ flags.DEFINE_string("out", None, "Append the results as one JSON line to this fi
 
 def main(argv):
     del argv
-    quiet_library_logs()
+    prepare_process()
     from keras_afgan.metrics.registry import FEATURE_METRICS
     from keras_afgan.metrics.registry import compute_metrics
     from keras_afgan.metrics.registry import parse_metrics
@@ -64,7 +64,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    run_tool(main)
 
 
 if __name__ == "__main__":

@@ -9,12 +9,12 @@ Writes `spectra-heatmap.png` (generated and real side by side, dB),
 
 import os
 
-from absl import app
 from absl import flags
 
 from keras_afgan.cli.common import finite
 from keras_afgan.cli.common import load_generator
-from keras_afgan.cli.common import quiet_library_logs
+from keras_afgan.cli.common import prepare_process
+from keras_afgan.cli.common import run_tool
 
 _FLAGS = flags.FLAGS
 flags.DEFINE_string("network", None, "Generator or training checkpoint (.keras).", required=True)
@@ -28,7 +28,7 @@ flags.DEFINE_string("outdir", None, "Where to write the plots.", required=True)
 
 def main(argv):
     del argv
-    quiet_library_logs()
+    prepare_process()
     import numpy as np
 
     from keras_afgan.models.sampling import generated_batches
@@ -59,7 +59,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    run_tool(main)
 
 
 if __name__ == "__main__":

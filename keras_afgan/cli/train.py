@@ -16,14 +16,15 @@ Flags follow the reference's train.py. A run restarted with the same
 settings).
 """
 
-from absl import app
 from absl import flags
 
-from keras_afgan.cli.common import quiet_library_logs
+from keras_afgan.cli.common import prepare_process
+from keras_afgan.cli.common import run_tool
 
 _FLAGS = flags.FLAGS
 flags.DEFINE_string("outdir", None, "Where to write the run.", required=True)
-flags.DEFINE_enum("cfg", None, ["stylegan3-t", "stylegan3-r"], "Base configuration.")
+flags.DEFINE_string("cfg", None, "Base configuration: a preset of keras_afgan.models.PRESETS "
+                    "(stylegan3-t, stylegan3-r).")
 flags.DEFINE_string("data", None,
                     "builtin[:faces|:textures], tfds:NAME[:SPLIT], an image folder or a zip.")
 flags.DEFINE_integer("resolution", None, "Training resolution (default: the data's).")
@@ -82,7 +83,9 @@ flags.DEFINE_enum("precision", None, ["float32", "mixed_bfloat16", "mixed_float1
 
 def main(argv):
     del argv
-    quiet_library_logs()
+    prepare_process()
+    from keras_afgan.metrics import parse_metrics
+    from keras_afgan.metrics import snapshot_metrics
     from keras_afgan.training.run import resolve_config
     from keras_afgan.training.run import train
 
@@ -100,11 +103,12 @@ def main(argv):
         target=_FLAGS.target, p=_FLAGS.p, augpipe=_FLAGS.augpipe,
         ada_kimg=_FLAGS["ada-kimg"].value,
     )
-    train(config)
+    parse_metrics(config.metrics)  # before anything is loaded or written
+    train(config, snapshot_metrics=snapshot_metrics)
 
 
 def run():
-    app.run(main)
+    run_tool(main)
 
 
 if __name__ == "__main__":

@@ -13,13 +13,13 @@ on the pixel grid, are what alias-free means.
 
 import re
 
-from absl import app
 from absl import flags
 
 from keras_afgan.cli.common import finite
 from keras_afgan.cli.common import load_generator
 from keras_afgan.cli.common import parse_seeds
-from keras_afgan.cli.common import quiet_library_logs
+from keras_afgan.cli.common import prepare_process
+from keras_afgan.cli.common import run_tool
 
 _FLAGS = flags.FLAGS
 flags.DEFINE_string("network", None, "Generator or training checkpoint (.keras).", required=True)
@@ -48,7 +48,7 @@ def parse_grid(text, count):
 
 def main(argv):
     del argv
-    quiet_library_logs()
+    prepare_process()
     from keras_afgan.visualize import video
 
     if _FLAGS.frames < 1:
@@ -71,7 +71,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    run_tool(main)
 
 
 if __name__ == "__main__":

@@ -14,10 +14,10 @@ configuration early.
 
 import numpy as np
 
+from keras_afgan.layers.schedule import discriminator_channels
+from keras_afgan.layers.schedule import synthesis_spec
 from keras_afgan.models.discriminator import Discriminator
 from keras_afgan.models.generator import Generator
-from keras_afgan.models.specs import discriminator_channels
-from keras_afgan.models.specs import synthesis_spec
 from keras_afgan.ops.filter_design import resample_filter_1d
 
 _G_SYNTHESIS_KEYS = (

@@ -7,13 +7,13 @@ tensorflow_datasets are imported only when these run; the tfds builder class
 `AfganBuiltin` is imported on first access.
 """
 
+from keras_afgan.data.locations import default_data_dir
 from keras_afgan.data.pipeline import training_dataset
 from keras_afgan.data.sources import DatasetWarning
 from keras_afgan.data.sources import IMAGE_EXTENSIONS
 from keras_afgan.data.sources import ImageDataset
 from keras_afgan.data.sources import UnreadableImageWarning
 from keras_afgan.data.sources import center_crop_resize
-from keras_afgan.data.sources import default_data_dir
 from keras_afgan.data.sources import load_images
 
 _BUILTIN_NAMES = ("AfganBuiltin", "prepare_builtin")

@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
 
-from keras_afgan.data.sources import default_data_dir
+from keras_afgan.data.locations import default_data_dir
 
 FACES_COUNT = 100  # lfw_subset(): 100 faces, then 100 non-faces
 TEXTURE_CLASSES = ("brick", "grass", "gravel", "immunohistochemistry", "coffee")

@@ -17,20 +17,12 @@ import zipfile
 
 import numpy as np
 
+from keras_afgan.data.locations import default_data_dir
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 BUILTIN_CONFIGS = ("faces", "textures")
-DEFAULT_DATA_DIR = os.path.join("~", ".cache", "keras_afgan", "tensorflow_datasets")
 DATA_FORMS = ("'builtin', 'builtin:faces', 'builtin:textures', 'tfds:NAME[:SPLIT]', "
               "a folder of images or a .zip of images")
-
-
-def default_data_dir():
-    """Where the built-in dataset is prepared (a tensorflow-datasets data dir).
-
-    `$KERAS_AFGAN_DATA_DIR` when set, else
-    `~/.cache/keras_afgan/tensorflow_datasets`.
-    """
-    return os.path.expanduser(os.environ.get("KERAS_AFGAN_DATA_DIR") or DEFAULT_DATA_DIR)
 
 
 class UnreadableImageWarning(UserWarning):

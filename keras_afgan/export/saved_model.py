@@ -24,6 +24,7 @@ import tempfile
 import keras
 from keras import ops
 
+from keras_afgan.images import to_uint8
 from keras_afgan.models.transforms import content_transform_matrices
 
 SIGNATURE_NAMES = ("serving_default", "mapping", "synthesis")
@@ -31,15 +32,9 @@ TRACING_BACKENDS = ("tensorflow", "jax")
 DEFAULT_JAX_PLATFORMS = ("cpu", "cuda")
 
 
-def images_to_uint8(images):
-    """`[N, H, W, C]` floats to uint8: `img * 127.5 + 128`, clipped to [0, 255], truncated."""
-    pixels = ops.clip(ops.floor(ops.cast(images, "float32") * 127.5 + 128), 0, 255)
-    return ops.cast(pixels, "uint8")
-
-
 def _image_outputs(images):
     images = ops.cast(images, "float32")
-    return {"images": images_to_uint8(images), "images_float": images}
+    return {"images": to_uint8(images), "images_float": images}
 
 
 def _tensor_spec(shape, name):

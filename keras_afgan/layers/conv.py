@@ -7,6 +7,7 @@ import keras
 from keras_afgan.ops.bias_act import ACTIVATIONS
 from keras_afgan.ops.bias_act import bias_act
 from keras_afgan.ops.bias_act import default_gain
+from keras_afgan.ops.conv import conv2d_valid
 from keras_afgan.ops.filter_design import resample_filter_1d
 from keras_afgan.ops.upfirdn2d import upfirdn2d
 
@@ -65,7 +66,7 @@ class EqualizedConv2D(keras.layers.Layer):
         if self.down == 1:
             if k > 1:
                 x = ops.pad(x, [[0, 0], [k // 2, k // 2], [k // 2, k // 2], [0, 0]])
-            x = ops.conv(x, w, padding="valid")
+            x = conv2d_valid(x, w)
         else:
             taps = len(self.resample_filter)
             lo = k // 2 + (taps - self.down + 1) // 2
@@ -75,7 +76,7 @@ class EqualizedConv2D(keras.layers.Layer):
                 x = ops.einsum("nhwi,io->nhwo", x, w[0, 0])
             else:
                 x = upfirdn2d(x, self.resample_filter, padding=(lo, hi, lo, hi))
-                x = ops.conv(x, w, strides=self.down, padding="valid")
+                x = conv2d_valid(x, w, strides=self.down)
         clamp = None if self.conv_clamp is None else self.conv_clamp * gain
         return bias_act(x, self.bias, activation=self.activation,
                         gain=default_gain(self.activation) * gain, clamp=clamp)

@@ -1,4 +1,4 @@
-"""Building blocks of the StyleGAN2 residual discriminator (DESIGN.md sec. 3)."""
+"""Building blocks of the StyleGAN2 residual discriminator (docs/design.md section 3)."""
 
 import math
 

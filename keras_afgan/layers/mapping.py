@@ -21,7 +21,7 @@ def check_width(name, x, expected):
 
 @keras.saving.register_keras_serializable(package="keras_afgan")
 class MappingNetwork(keras.layers.Layer):
-    """StyleGAN mapping network (DESIGN.md section 2).
+    """StyleGAN mapping network (docs/design.md section 2).
 
     Steps: RMS-normalise z; for a conditional model embed c with a dense
     layer (learning-rate multiplier 1), RMS-normalise it and concatenate;

@@ -6,8 +6,9 @@ import keras
 from keras import ops
 
 from keras_afgan.layers.dense import EqualizedDense
+from keras_afgan.layers.schedule import LayerSpec
+from keras_afgan.layers.schedule import layer_filters
 from keras_afgan.layers.statistics import batch_mean
-from keras_afgan.ops.filter_design import design_lowpass_filter
 from keras_afgan.ops.filtered_lrelu import filtered_lrelu
 from keras_afgan.ops.modulated_conv import modulated_conv2d
 
@@ -30,67 +31,35 @@ class SynthesisLayer(keras.layers.Layer):
     the reference. Which layers get a mixed policy is the synthesis
     network's choice (`num_fp16_res`).
 
-    The arguments are those of `keras_afgan.models.specs.LayerSpec`; the
-    filters and padding are derived from them.
+    Args:
+        w_dim: width of w.
+        spec: the layer's `keras_afgan.layers.schedule.LayerSpec` (or its
+            `to_config()` dict): sizes, channels, rates, cutoffs, resampling
+            factors, taps and padding. The filters come from
+            `schedule.layer_filters(spec)`; nothing is recomputed here.
+        conv_clamp: clamp of the pre-activation (None: no clamp).
+        magnitude_ema_beta: decay of `magnitude_ema`.
     """
 
-    def __init__(self, w_dim, in_channels, out_channels, in_size, out_size,
-                 in_sampling_rate, out_sampling_rate, in_cutoff, out_cutoff,
-                 in_half_width, out_half_width, is_torgb=False, is_critically_sampled=False,
-                 conv_kernel=3, filter_size=6, lrelu_upsampling=2, use_radial_filters=False,
-                 conv_clamp=256, magnitude_ema_beta=0.999, **kwargs):
+    def __init__(self, w_dim, spec, conv_clamp=256, magnitude_ema_beta=0.999, **kwargs):
         super().__init__(**kwargs)
         self.w_dim = int(w_dim)
-        self.in_channels = int(in_channels)
-        self.out_channels = int(out_channels)
-        self.in_size = int(in_size)
-        self.out_size = int(out_size)
-        self.in_sampling_rate = float(in_sampling_rate)
-        self.out_sampling_rate = float(out_sampling_rate)
-        self.in_cutoff = float(in_cutoff)
-        self.out_cutoff = float(out_cutoff)
-        self.in_half_width = float(in_half_width)
-        self.out_half_width = float(out_half_width)
-        self.is_torgb = bool(is_torgb)
-        self.is_critically_sampled = bool(is_critically_sampled)
-        self.conv_kernel = int(conv_kernel)
-        self.filter_size = int(filter_size)
-        self.lrelu_upsampling = int(lrelu_upsampling)
-        self.use_radial_filters = bool(use_radial_filters)
+        self.spec = LayerSpec.from_config(spec)
         self.conv_clamp = conv_clamp
         self.magnitude_ema_beta = float(magnitude_ema_beta)
-
-        self.kernel_size = 1 if self.is_torgb else self.conv_kernel
-        self.tmp_sampling_rate = max(self.in_sampling_rate, self.out_sampling_rate) * (
-            1 if self.is_torgb else self.lrelu_upsampling)
-        self.up_factor = int(round(self.tmp_sampling_rate / self.in_sampling_rate))
-        self.down_factor = int(round(self.tmp_sampling_rate / self.out_sampling_rate))
-        up_taps = self.filter_size * self.up_factor if self.up_factor > 1 and not self.is_torgb else 1
-        down_taps = (self.filter_size * self.down_factor
-                     if self.down_factor > 1 and not self.is_torgb else 1)
-        self.down_radial = self.use_radial_filters and not self.is_critically_sampled
-        self.up_filter = design_lowpass_filter(
-            up_taps, self.in_cutoff, 2 * self.in_half_width, self.tmp_sampling_rate)
-        self.down_filter = design_lowpass_filter(
-            down_taps, self.out_cutoff, 2 * self.out_half_width, self.tmp_sampling_rate,
-            radial=self.down_radial)
-        total = ((self.out_size - 1) * self.down_factor + 1
-                 - (self.in_size + self.kernel_size - 1) * self.up_factor
-                 + up_taps + down_taps - 2)
-        lo = (total + self.up_factor) // 2
-        self.padding = (lo, total - lo, lo, total - lo)
-        self.affine = EqualizedDense(self.in_channels, bias_init=1.0,
+        self.up_filter, self.down_filter = layer_filters(self.spec)
+        self.affine = EqualizedDense(self.spec.in_channels, bias_init=1.0,
                                      dtype=self.dtype_policy.variable_dtype, name="affine")
 
     def build(self, input_shape=None):
         self.affine.build((None, self.w_dim))
-        k = self.kernel_size
+        s = self.spec
         # Read in float32 (not autocast): the modulation math needs it.
         self.kernel = self.add_weight(
-            name="kernel", shape=(k, k, self.in_channels, self.out_channels),
+            name="kernel", shape=(s.conv_kernel, s.conv_kernel, s.in_channels, s.out_channels),
             initializer=keras.initializers.RandomNormal(stddev=1.0), autocast=False,
         )
-        self.bias = self.add_weight(name="bias", shape=(self.out_channels,), initializer="zeros")
+        self.bias = self.add_weight(name="bias", shape=(s.out_channels,), initializer="zeros")
         self.magnitude_ema = self.add_weight(
             name="magnitude_ema", shape=(), initializer="ones", trainable=False, autocast=False,
         )
@@ -107,28 +76,25 @@ class SynthesisLayer(keras.layers.Layer):
             self.magnitude_ema.assign(magnitude + (self.magnitude_ema - magnitude) * beta)
         input_gain = ops.rsqrt(self.magnitude_ema)
         styles = self.affine(w)
-        if self.is_torgb:
-            styles = styles * (1 / math.sqrt(self.in_channels * self.kernel_size**2))
+        s = self.spec
+        if s.is_torgb:
+            styles = styles * (1 / math.sqrt(s.in_channels * s.conv_kernel**2))
         x = modulated_conv2d(ops.cast(x, self.compute_dtype), self.kernel, styles,
-                             demodulate=not self.is_torgb, input_gain=input_gain)
+                             demodulate=not s.is_torgb, input_gain=input_gain)
         return filtered_lrelu(
             x, fu=self.up_filter, fd=self.down_filter, b=self.bias,
-            up=self.up_factor, down=self.down_factor, padding=self.padding,
-            gain=1.0 if self.is_torgb else math.sqrt(2), slope=1.0 if self.is_torgb else 0.2,
+            up=s.up_factor, down=s.down_factor, padding=s.padding,
+            gain=1.0 if s.is_torgb else math.sqrt(2), slope=1.0 if s.is_torgb else 0.2,
             clamp=self.conv_clamp,
         )
 
     def compute_output_shape(self, input_shape, w_shape=None):
-        return (input_shape[0], self.out_size, self.out_size, self.out_channels)
+        s = self.spec
+        return (input_shape[0], s.out_size, s.out_size, s.out_channels)
 
     def get_config(self):
         config = super().get_config()
-        config.update({
-            name: getattr(self, name) for name in (
-                "w_dim", "in_channels", "out_channels", "in_size", "out_size",
-                "in_sampling_rate", "out_sampling_rate", "in_cutoff", "out_cutoff",
-                "in_half_width", "out_half_width", "is_torgb", "is_critically_sampled",
-                "conv_kernel", "filter_size", "lrelu_upsampling", "use_radial_filters",
-                "conv_clamp", "magnitude_ema_beta")
-        })
+        config.update({"w_dim": self.w_dim, "spec": self.spec.to_config(),
+                       "conv_clamp": self.conv_clamp,
+                       "magnitude_ema_beta": self.magnitude_ema_beta})
         return config

@@ -5,9 +5,9 @@ import contextlib
 import keras
 from keras import ops
 
+from keras_afgan.layers.schedule import synthesis_spec
 from keras_afgan.layers.synthesis_input import SynthesisInput
 from keras_afgan.layers.synthesis_layer import SynthesisLayer
-from keras_afgan.models.specs import synthesis_spec
 from keras_afgan.ops.upfirdn2d import inference_resampling
 
 
@@ -16,7 +16,7 @@ class SynthesisNetwork(keras.layers.Layer):
     """Maps `ws` `[N, num_ws, w_dim]` to NHWC images `[N, R, R, img_channels]`.
 
     ws[:, 0] drives the Fourier input's rotation/translation, ws[:, i + 1]
-    the styles of layer i. The schedule comes from `specs.synthesis_spec`;
+    the styles of layer i. The schedule comes from `schedule.synthesis_spec`;
     the output is the ToRGB result times `output_scale`. Under a mixed dtype
     policy only the layers with `s_i * 2^num_fp16_res > R` (the reference's
     `num_fp16_res` highest resolutions) compute in reduced precision; the
@@ -72,15 +72,7 @@ class SynthesisNetwork(keras.layers.Layer):
         )
         self.synthesis_layers = [
             SynthesisLayer(
-                w_dim, in_channels=s.in_channels, out_channels=s.out_channels,
-                in_size=s.in_size, out_size=s.out_size,
-                in_sampling_rate=s.in_sampling_rate, out_sampling_rate=s.out_sampling_rate,
-                in_cutoff=s.in_cutoff, out_cutoff=s.out_cutoff,
-                in_half_width=s.in_half_width, out_half_width=s.out_half_width,
-                is_torgb=s.is_torgb, is_critically_sampled=s.is_critically_sampled,
-                conv_kernel=conv_kernel, filter_size=filter_size,
-                lrelu_upsampling=lrelu_upsampling, use_radial_filters=use_radial_filters,
-                conv_clamp=conv_clamp, magnitude_ema_beta=magnitude_ema_beta,
+                w_dim, s, conv_clamp=conv_clamp, magnitude_ema_beta=magnitude_ema_beta,
                 dtype=self.dtype_policy if s.reduced_precision
                 else self.dtype_policy.variable_dtype,
                 name=s.name,

@@ -11,3 +11,5 @@ from keras_afgan.metrics.fid import kernel_inception_distance
 from keras_afgan.metrics.fid import precision_recall
 from keras_afgan.metrics.registry import METRICS
 from keras_afgan.metrics.registry import compute_metrics
+from keras_afgan.metrics.registry import parse_metrics
+from keras_afgan.metrics.registry import snapshot_metrics

@@ -1,4 +1,4 @@
-"""The image operators of the equivariance metrics (DESIGN.md section 5), numpy, NHWC.
+"""The image operators of the equivariance metrics (docs/design.md section 5), numpy, NHWC.
 
 Each operator moves a batch of images `[N, H, W, C]` and returns the moved
 images and a mask of the pixels that are valid after the move. They are

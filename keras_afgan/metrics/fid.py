@@ -18,7 +18,8 @@ import os
 
 import numpy as np
 
-from keras_afgan.training.images import to_uint8
+from keras_afgan.images import from_uint8
+from keras_afgan.images import to_uint8_array
 
 INCEPTION_SIZE = 299
 FEATURE_DIM = 2048
@@ -140,8 +141,8 @@ class InceptionFeatures:
                              f"Received shape: {images.shape}")
         if images.dtype != np.uint8:
             # Generated images go through uint8 like the dataset's (as saved PNGs would).
-            images = to_uint8(images)
-        images = images.astype(np.float32) / 127.5 - 1
+            images = to_uint8_array(images)
+        images = from_uint8(images)
         if images.shape[-1] == 1:
             images = np.repeat(images, 3, axis=-1)
         features = []

@@ -33,6 +33,35 @@ def parse_metrics(text):
     return names
 
 
+def snapshot_metrics(config, dataset):
+    """The metrics of a training run's snapshots: `afgan-train --metrics`.
+
+    Passed to `keras_afgan.training.run.train(config, snapshot_metrics=...)`,
+    which calls it once before training. Reads `config.metrics` (names),
+    `config.metrics_num`, `config.inception`, `config.seed` and
+    `config.verbose` (a `RunConfig`). The Inception weights are loaded here,
+    so a missing file fails the run at once rather than at the first
+    snapshot.
+
+    Returns:
+        A callable `generator -> {result name: value}`, or None when
+        `config.metrics` names none.
+    """
+    names = parse_metrics(config.metrics)
+    if not names:
+        return None
+    inception = None
+    if any(name in FEATURE_METRICS for name in names):
+        inception = fid.InceptionFeatures(config.inception)
+
+    def metrics_fn(generator):
+        return compute_metrics(generator, names, num=config.metrics_num, dataset=dataset,
+                               inception=inception, seed=config.seed,
+                               verbose=bool(config.verbose))
+
+    return metrics_fn
+
+
 def compute_metrics(G, metrics, num=None, dataset=None, inception=None, batch_size=16, seed=0,
                     verbose=False):
     """Compute `metrics` (names) for G; returns `{result name: value}`.

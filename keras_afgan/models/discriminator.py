@@ -8,9 +8,9 @@ from keras_afgan.layers.discriminator_blocks import DiscriminatorBlock
 from keras_afgan.layers.discriminator_blocks import DiscriminatorEpilogue
 from keras_afgan.layers.mapping import MappingNetwork
 from keras_afgan.layers.mapping import check_width
+from keras_afgan.layers.schedule import discriminator_channels
+from keras_afgan.layers.schedule import discriminator_fp16_resolution
 from keras_afgan.models.generator import leading_size
-from keras_afgan.models.specs import discriminator_channels
-from keras_afgan.models.specs import discriminator_fp16_resolution
 
 
 @keras.saving.register_keras_serializable(package="keras_afgan")

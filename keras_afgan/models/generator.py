@@ -34,7 +34,7 @@ class Generator(keras.Model):
             `min(channel_base / 2 / f_c,i, channel_max)`.
         num_layers, num_critical, first_cutoff, first_stopband,
         last_stopband_rel, margin_size, output_scale: the synthesis schedule
-            (DESIGN.md section 2).
+            (docs/design.md section 2).
         conv_kernel: 3 (config T) or 1 (config R).
         filter_size, lrelu_upsampling: filter taps per resampling factor and
             the temporary upsampling of the nonlinearity.

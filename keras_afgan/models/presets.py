@@ -1,50 +1,78 @@
-"""Named configurations, as data.
+"""Named configurations, as data: the one place that knows what makes config R.
 
-`stylegan3-t` and `stylegan3-r` are the paper's configs (R: 1x1 convs, radial
-filters, doubled channel base and max). Every setting can be overridden.
+`stylegan3-t` and `stylegan3-r` are the paper's configs. R differs from T in
+data only: 1x1 convolutions, radial (jinc) down filters, twice the
+generator's channel base and maximum, and a blur on every image the
+discriminator sees at the start of training (`blur_init_sigma`, fading out).
+`channel_base`/`channel_max` are the reference's `--cbase`/`--cmax`: the
+discriminator's channels; the generator's are `generator_channel_scale`
+times them. Every setting can be overridden.
 """
 
 import copy
 
+from keras_afgan.models.discriminator import Discriminator
+from keras_afgan.models.generator import Generator
+
 PRESETS = {
     "stylegan3-t": {
-        "generator": {
-            "z_dim": 512, "w_dim": 512, "channel_base": 32768, "channel_max": 512,
-            "conv_kernel": 3, "use_radial_filters": False,
-        },
-        "discriminator": {"channel_base": 32768, "channel_max": 512},
+        "channel_base": 32768,
+        "channel_max": 512,
+        "generator_channel_scale": 1,
+        "generator": {"z_dim": 512, "w_dim": 512, "conv_kernel": 3, "use_radial_filters": False},
+        "discriminator": {},
+        # `AliasFreeGAN` arguments of a run from scratch.
+        "training": {"blur_init_sigma": 0.0},
     },
     "stylegan3-r": {
-        "generator": {
-            "z_dim": 512, "w_dim": 512, "channel_base": 65536, "channel_max": 1024,
-            "conv_kernel": 1, "use_radial_filters": True,
-        },
-        "discriminator": {"channel_base": 32768, "channel_max": 512},
+        "channel_base": 32768,
+        "channel_max": 512,
+        "generator_channel_scale": 2,
+        "generator": {"z_dim": 512, "w_dim": 512, "conv_kernel": 1, "use_radial_filters": True},
+        "discriminator": {},
+        "training": {"blur_init_sigma": 10.0},
     },
 }
 
 
 def get_preset(name):
-    """A deep copy of the preset `name` (`{"generator": {...}, "discriminator": {...}}`)."""
+    """A deep copy of the preset `name` (see `PRESETS`)."""
     if name not in PRESETS:
         raise ValueError(f"Unknown preset {name!r}. Expected one of: {sorted(PRESETS)}")
     return copy.deepcopy(PRESETS[name])
 
 
+def network_kwargs(name, channel_base=None, channel_max=None):
+    """`(generator_kwargs, discriminator_kwargs)` of preset `name`.
+
+    `channel_base`/`channel_max` are the reference's `--cbase`/`--cmax`
+    (default: the preset's): the discriminator gets them, the generator
+    `generator_channel_scale` times them.
+    """
+    preset = get_preset(name)
+    base = preset["channel_base"] if channel_base is None else channel_base
+    top = preset["channel_max"] if channel_max is None else channel_max
+    scale = preset["generator_channel_scale"]
+    generator = dict(preset["generator"], channel_base=base * scale, channel_max=top * scale)
+    discriminator = dict(preset["discriminator"], channel_base=base, channel_max=top)
+    return generator, discriminator
+
+
+def training_kwargs(name):
+    """The `AliasFreeGAN` arguments preset `name` sets for a run from scratch."""
+    return get_preset(name)["training"]
+
+
 def generator_from_preset(name, img_resolution, **overrides):
     """A `Generator` with the preset's settings, `img_resolution` and overrides."""
-    from keras_afgan.models.generator import Generator
-
-    kwargs = get_preset(name)["generator"]
+    kwargs, _ = network_kwargs(name)
     kwargs.update(overrides)
     return Generator(img_resolution=img_resolution, **kwargs)
 
 
 def discriminator_from_preset(name, img_resolution, **overrides):
     """A `Discriminator` with the preset's settings, `img_resolution` and overrides."""
-    from keras_afgan.models.discriminator import Discriminator
-
-    kwargs = get_preset(name)["discriminator"]
+    _, kwargs = network_kwargs(name)
     kwargs.update(overrides)
     return Discriminator(img_resolution=img_resolution, **kwargs)
 

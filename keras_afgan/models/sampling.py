@@ -6,6 +6,9 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_afgan.images import to_uint8
+from keras_afgan.models.transforms import set_content_transform
+
 
 def inference_scope():
     """A context in which the networks record no gradients (for generating images).
@@ -58,12 +61,22 @@ def random_latents(G, n, rng, labels=None):
 
 
 def generated_batches(G, num, batch_size=16, seed=0, truncation_psi=1.0, labels=None):
-    """Yield uint8 image batches `[n, R, R, C]` (`img * 127.5 + 128`, clipped), `num` in all."""
+    """Yield uint8 image batches `[n, R, R, C]` (`keras_afgan.images.to_uint8`), `num` in all."""
     if int(num) < 1 or int(batch_size) < 1:
         raise ValueError(f"Expected num and batch_size >= 1. Received: {num}, {batch_size}")
     rng = np.random.default_rng(seed)
     for start in range(0, int(num), int(batch_size)):
         z, c = random_latents(G, min(int(batch_size), int(num) - start), rng, labels)
         with inference_scope():
-            images = ops.convert_to_numpy(G(z, c, truncation_psi=truncation_psi))
-        yield np.clip(np.floor(images * 127.5 + 128), 0, 255).astype(np.uint8)
+            pixels = to_uint8(G(z, c, truncation_psi=truncation_psi))
+        yield ops.convert_to_numpy(pixels)
+
+
+def generate_images(generator, seeds, truncation_psi=1.0, class_idx=None, translate=(0, 0),
+                    rotate=0.0):
+    """Images `[len(seeds), R, R, C]` for integer seeds, as the reference draws z."""
+    c = class_labels(generator, len(seeds), class_idx)
+    set_content_transform(generator, translate, rotate)
+    with inference_scope():
+        return ops.convert_to_numpy(generator(seed_latents(generator, seeds), c,
+                                              truncation_psi=truncation_psi))

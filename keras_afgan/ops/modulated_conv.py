@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from keras_afgan.ops.conv import conv2d_valid
+
 
 def modulated_conv2d(x, weight, styles, demodulate=True, input_gain=None):
     """Convolve each sample with the shared weight modulated by its styles.
@@ -57,7 +59,7 @@ def modulated_conv2d(x, weight, styles, demodulate=True, input_gain=None):
         x = torch_kernels.conv2d_full(x, weight)  # no layout copies
     else:
         x = ops.pad(x, [[0, 0], [k - 1, k - 1], [k - 1, k - 1], [0, 0]])
-        x = ops.conv(x, weight, strides=1, padding="valid")
+        x = conv2d_valid(x, weight)
     if demodulate:
         x = x * ops.cast(dcoefs, x.dtype)[:, None, None, :]
     return x

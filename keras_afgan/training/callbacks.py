@@ -8,9 +8,9 @@ import time
 import keras
 import numpy as np
 
+from keras_afgan.images import save_image_grid
 from keras_afgan.models.generator import generator_with_dtype
 from keras_afgan.models.sampling import inference_scope
-from keras_afgan.training.images import save_image_grid
 
 
 def atomic_save(model, path):

@@ -1,6 +1,6 @@
 """`AliasFreeGAN`: the StyleGAN3 training recipe as a `keras.Model`.
 
-One `fit` step is one iteration of the reference's training loop (DESIGN.md
+One `fit` step is one iteration of the reference's training loop (docs/design.md
 section 4): Gmain, Dmain and, every `r1_interval` iterations, the lazy R1
 phase Dreg, each its own optimizer step on the same minibatch of reals; then
 the G-EMA update; with an augmentation pipe, every image D sees is augmented

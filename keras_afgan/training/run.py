@@ -11,21 +11,19 @@ import os
 import keras
 import numpy as np
 
+from keras_afgan.augment import AugmentPipe
 from keras_afgan.augment import NUM_DRAWS
 from keras_afgan.augment import PRESETS as AUGMENT_PRESETS
-from keras_afgan.augment import AugmentPipe
 from keras_afgan.augment import preset_kwargs
-from keras_afgan.metrics.fid import InceptionFeatures
-from keras_afgan.metrics.registry import FEATURE_METRICS
-from keras_afgan.metrics.registry import compute_metrics
-from keras_afgan.metrics.registry import parse_metrics
+from keras_afgan.images import from_uint8
+from keras_afgan.images import save_image_grid
 from keras_afgan.models.discriminator import Discriminator
 from keras_afgan.models.generator import Generator
+from keras_afgan.models.presets import PRESETS
+from keras_afgan.models.presets import network_kwargs
 from keras_afgan.models.presets import preset_of
+from keras_afgan.models.presets import training_kwargs
 from keras_afgan.models.saving import load_keras_file
-from keras_afgan.models.sampling import class_labels
-from keras_afgan.models.sampling import inference_scope
-from keras_afgan.models.sampling import seed_latents
 from keras_afgan.training.callbacks import TrainingMonitor
 from keras_afgan.training.callbacks import atomic_write_text
 from keras_afgan.training.callbacks import grid_inputs
@@ -36,11 +34,10 @@ from keras_afgan.training.distribute import make_distribution
 from keras_afgan.training.distribute import mbstd_group
 from keras_afgan.training.gan import AliasFreeGAN
 from keras_afgan.training.gan import default_optimizers
-from keras_afgan.training.images import save_image_grid
 from keras_afgan.training.pretrained import copy_weights
 from keras_afgan.training.pretrained import load_pretrained
 
-CONFIGS = ("stylegan3-t", "stylegan3-r")
+CONFIGS = tuple(PRESETS)
 # Dtype policies of G and D (weights, EMAs and losses stay float32 in all).
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 # Augmentation: ADA (p adjusted towards --target), none, or a fixed --p.
@@ -161,7 +158,9 @@ def _validate(config):
     for name in ("kimg", "tick"):
         if getattr(config, name) <= 0:
             raise ValueError(f"Expected {name} > 0. Received: {getattr(config, name)!r}")
-    parse_metrics(config.metrics)
+    if not isinstance(config.metrics, str):
+        raise ValueError(f"Expected metrics to be a comma-separated string of metric names. "
+                         f"Received: {config.metrics!r}")
     if int(config.metrics_num) != config.metrics_num or config.metrics_num < 1:
         raise ValueError(f"Expected metrics_num to be a positive integer. "
                          f"Received: {config.metrics_num!r}")
@@ -197,25 +196,24 @@ def _magnitude_ema_beta(config):
 
 
 def build_networks(config, c_dim, resolution, img_channels=3):
-    """Generator and discriminator for a resolved config (R: doubled G channels),
-    with `config.precision` as their dtype policy."""
+    """Generator and discriminator for a resolved config (the preset
+    `config.cfg` with the run's channels and settings), with
+    `config.precision` as their dtype policy."""
     keras.utils.set_random_seed(config.seed)  # the same seed gives the same initial weights
-    is_r = config.cfg == "stylegan3-r"
-    g_base, g_max = (config.cbase * 2, config.cmax * 2) if is_r else (config.cbase, config.cmax)
+    g_kwargs, d_kwargs = network_kwargs(config.cfg, config.cbase, config.cmax)
+    g_kwargs.update(z_dim=config.z_dim, w_dim=config.w_dim)
     G = Generator(
-        z_dim=config.z_dim, c_dim=c_dim, w_dim=config.w_dim, img_resolution=resolution,
-        img_channels=img_channels, channel_base=g_base, channel_max=g_max,
+        c_dim=c_dim, img_resolution=resolution, img_channels=img_channels,
         num_layers=config.num_layers, margin_size=config.margin_size,
-        conv_kernel=1 if is_r else 3, use_radial_filters=is_r,
         conv_clamp=_conv_clamp(config), num_fp16_res=config.fp16_res,
         magnitude_ema_beta=_magnitude_ema_beta(config), mapping_layers=config.map_depth,
-        seed=config.seed, dtype=config.precision, name="generator",
+        seed=config.seed, dtype=config.precision, name="generator", **g_kwargs,
     )
     D = Discriminator(
         c_dim=c_dim, img_resolution=resolution, img_channels=img_channels,
-        channel_base=config.cbase, channel_max=config.cmax, conv_clamp=_conv_clamp(config),
-        num_fp16_res=config.fp16_res, freeze_layers=config.freezed,
-        mbstd_group_size=config.mbstd_group, dtype=config.precision, name="discriminator",
+        conv_clamp=_conv_clamp(config), num_fp16_res=config.fp16_res,
+        freeze_layers=config.freezed, mbstd_group_size=config.mbstd_group,
+        dtype=config.precision, name="discriminator", **d_kwargs,
     )
     return G, D
 
@@ -244,11 +242,10 @@ def _compile(gan, config):
 def build_gan(config, c_dim, resolution, img_channels=3):
     """Generator, discriminator and compiled `AliasFreeGAN` for a resolved config."""
     G, D = build_networks(config, c_dim, resolution, img_channels)
-    is_r = config.cfg == "stylegan3-r"
     gan = AliasFreeGAN(
         G, D, r1_gamma=config.gamma, ema_kimg=config.batch * 10 / 32, ema_rampup=0.05,
-        blur_init_sigma=10.0 if is_r else 0.0, blur_fade_kimg=config.batch * 200 / 32,
-        seed=config.seed, **augment_settings(config),
+        blur_fade_kimg=config.batch * 200 / 32, seed=config.seed,
+        **training_kwargs(config.cfg), **augment_settings(config),
     )
     return _compile(gan, config)
 
@@ -329,27 +326,6 @@ def build_transfer_gan(config, pretrained, c_dim, img_channels):
     return _compile(gan, config), initialised
 
 
-def snapshot_metrics(config, source):
-    """The metrics callable of a run (`config.metrics` at each snapshot), or None.
-
-    The Inception weights are loaded here, before training, so a missing
-    file fails the run at once rather than at the first snapshot.
-    """
-    names = parse_metrics(config.metrics)
-    if not names:
-        return None
-    inception = None
-    if any(name in FEATURE_METRICS for name in names):
-        inception = InceptionFeatures(config.inception)
-
-    def metrics_fn(generator):
-        return compute_metrics(generator, names, num=config.metrics_num, dataset=source,
-                               inception=inception, seed=config.seed,
-                               verbose=bool(config.verbose))
-
-    return metrics_fn
-
-
 # Settings a continued run may change: a step's result does not depend on
 # them (the strategy: on the device count).
 FREE = ("kimg", "resume", "verbose", "outdir", "snap", "data", "metrics", "metrics_num",
@@ -377,7 +353,7 @@ def _continued_config(config, saved):
     return dataclasses.replace(config, **inherited)
 
 
-def train(config):
+def train(config, snapshot_metrics=None):
     """Run (or continue) training as `config` says; returns the `AliasFreeGAN`.
 
     Writes to `config.outdir`: `config.json` (the settings that run),
@@ -397,7 +373,18 @@ def train(config):
 
     `config.strategy` trains on several devices (`keras_afgan.training.distribute`);
     only the chief process writes the outputs.
+
+    Metrics reach the run through `snapshot_metrics`: called once as
+    `snapshot_metrics(config, dataset)` before training, it returns the
+    callable `generator -> {name: value}` run at each snapshot (or None).
+    `afgan-train` passes `keras_afgan.metrics.snapshot_metrics`, which
+    computes `config.metrics`; a config naming metrics without it is refused.
     """
+    if config.metrics and snapshot_metrics is None:
+        raise ValueError(
+            f"The config asks for metrics ({config.metrics!r}) but no snapshot_metrics "
+            "callback was given: use train(config, "
+            "snapshot_metrics=keras_afgan.metrics.snapshot_metrics)")
     from keras_afgan import data as afgan_data
 
     # First: it starts TF's multi-worker runtime, jax.distributed or torch's process group.
@@ -475,17 +462,18 @@ def train(config):
         augment_draws=NUM_DRAWS if gan.augment_pipe is not None else 0)
     callbacks = []
     if distribution.is_chief:
+        metrics_fn = None if snapshot_metrics is None else snapshot_metrics(config, source)
         grid_shape = (4, 8)
         grid_z, grid_c = grid_inputs(gan.generator.z_dim, c_dim, grid_shape, config.seed)
         reals = os.path.join(config.outdir, "reals.png")
         if not os.path.exists(reals):
             picks = np.random.default_rng(config.seed).choice(len(source), grid_z.shape[0])
-            save_image_grid(source.images[picks].astype(np.float32) / 127.5 - 1, reals,
+            save_image_grid(from_uint8(source.images[picks]), reals,
                             grid_shape)
         callbacks.append(TrainingMonitor(
             config.outdir, steps_per_tick, config.batch, config.snap, grid_z, grid_c,
             grid_shape, log_dir=os.path.join(config.outdir, "logs"),
-            metrics_fn=snapshot_metrics(config, source), snapshot_at_start=pretrained is not None,
+            metrics_fn=metrics_fn, snapshot_at_start=pretrained is not None,
             total_ticks=total_ticks))
     if verbose:
         if pretrained is not None:
@@ -530,14 +518,3 @@ def _grouped(names):
     return ", ".join(f"{module}.{leaves[0]}" if len(leaves) == 1
                      else f"{module}.{{{','.join(leaves)}}}" for module, leaves in modules.items())
 
-
-def generate_images(generator, seeds, truncation_psi=1.0, class_idx=None, translate=(0, 0),
-                    rotate=0.0):
-    """Images `[len(seeds), R, R, C]` for integer seeds, as the reference draws z."""
-    from keras_afgan.models.transforms import set_content_transform
-
-    c = class_labels(generator, len(seeds), class_idx)
-    set_content_transform(generator, translate, rotate)
-    with inference_scope():
-        return keras.ops.convert_to_numpy(generator(seed_latents(generator, seeds), c,
-                                                    truncation_psi=truncation_psi))

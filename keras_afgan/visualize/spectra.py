@@ -11,6 +11,8 @@ that does not fall off towards the corners and as grid-aligned streaks.
 
 import numpy as np
 
+from keras_afgan.images import from_uint8
+
 KAISER_BETA = 8.0
 
 
@@ -22,9 +24,7 @@ def average_power_spectrum(images, pad=2, beta=KAISER_BETA):
     images = np.asarray(images)
     if images.ndim != 4 or images.shape[1] != images.shape[2]:
         raise ValueError(f"Expected square images [N, R, R, C]. Received shape: {images.shape}")
-    x = images.astype(np.float64)
-    if images.dtype == np.uint8:
-        x = x / 127.5 - 1
+    x = from_uint8(images, np.float64) if images.dtype == np.uint8 else images.astype(np.float64)
     n, r, _, c = x.shape
     x = x - x.mean(axis=(1, 2), keepdims=True)
     window = np.kaiser(r, beta)

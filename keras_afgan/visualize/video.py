@@ -11,11 +11,11 @@ import math
 import numpy as np
 from keras import ops
 
+from keras_afgan.images import to_uint8
 from keras_afgan.models.sampling import class_labels
 from keras_afgan.models.sampling import inference_scope
 from keras_afgan.models.sampling import seed_latents
 from keras_afgan.models.transforms import content_transform_matrices
-from keras_afgan.training.images import to_uint8
 
 
 def tile(frames, rows, cols):
@@ -33,7 +33,7 @@ def _synthesize(G, ws, transforms=None, batch_size=8):
         part = None if transforms is None else transforms[i:i + batch_size]
         with inference_scope():
             images = G.synthesis(ws[i:i + batch_size], transform=part)
-        out.append(to_uint8(ops.convert_to_numpy(images)))
+        out.append(ops.convert_to_numpy(to_uint8(images)))
     return np.concatenate(out)
 
 

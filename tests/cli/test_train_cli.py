@@ -14,11 +14,12 @@ from PIL import Image
 from keras_afgan.cli.common import finite
 from keras_afgan.cli.common import parse_seeds
 from keras_afgan.cli.common import parse_vec2
-from keras_afgan.metrics import sampled_equivariance
 from keras_afgan.data import ImageDataset
+from keras_afgan.metrics import sampled_equivariance
+from keras_afgan.metrics import snapshot_metrics
+from keras_afgan.models.sampling import generate_images
 from keras_afgan.training import callbacks
 from keras_afgan.training.run import describe_source
-from keras_afgan.training.run import generate_images
 from keras_afgan.training.run import resolve_config
 from keras_afgan.training.run import train
 from tests.testing import REPO_ROOT
@@ -39,7 +40,8 @@ RUN = dict(kimg=0.024, metrics="eqt50k_int", metrics_num=2)
 def trained(tmp_path_factory):
     """One short uninterrupted run, shared by the tests that read it."""
     outdir = str(tmp_path_factory.mktemp("run"))
-    return outdir, train(resolve_config(outdir=outdir, **RUN, **SMALL))
+    return outdir, train(resolve_config(outdir=outdir, **RUN, **SMALL),
+                         snapshot_metrics=snapshot_metrics)
 
 
 def test_run_writes_its_outputs(trained):
@@ -117,11 +119,17 @@ def test_bad_augmentation_settings_are_refused(tmp_path, settings, message):
 
 def test_bad_metrics_settings_are_refused(tmp_path):
     with pytest.raises(ValueError, match=r"Expected metrics from .*Received: \['fid'\]"):
-        resolve_config(outdir=str(tmp_path), metrics="eqt50k_int,fid", **SMALL)
+        train(resolve_config(outdir=str(tmp_path / "n"), metrics="eqt50k_int,fid", **SMALL),
+              snapshot_metrics=snapshot_metrics)
     with pytest.raises(FileNotFoundError, match="InceptionV3 weights not found"):
         train(resolve_config(outdir=str(tmp_path / "f"), metrics="fid50k_full",
-                             inception=str(tmp_path / "none.h5"), kimg=0.008, **SMALL))
-    assert not os.path.exists(tmp_path / "f" / "checkpoint.keras")
+                             inception=str(tmp_path / "none.h5"), kimg=0.008, **SMALL),
+              snapshot_metrics=snapshot_metrics)
+    # Training knows no metric: a config naming some needs the callback.
+    with pytest.raises(ValueError, match="no snapshot_metrics callback"):
+        train(resolve_config(outdir=str(tmp_path / "c"), metrics="eqt50k_int", **SMALL))
+    for name in ("n", "f", "c"):
+        assert not os.path.exists(tmp_path / name / "checkpoint.keras")
 
 
 class _Killed(BaseException):
@@ -205,10 +213,10 @@ def test_a_run_killed_at_any_point_of_a_tick_ends_as_an_uninterrupted_one(traine
     for name, nth in (("network-snapshot-tick000002.keras", 1), ("generator.keras", 2)):
         _kill_in_process(monkeypatch, name, nth, "during")
         with pytest.raises(_Killed):
-            train(config)
+            train(config, snapshot_metrics=snapshot_metrics)
         assert os.path.exists(outdir / f"{name}.tmp-{os.getpid()}.keras")
         monkeypatch.undo()
-    train(config)
+    train(config, snapshot_metrics=snapshot_metrics)
 
     expected_files, expected_logs, expected_weights = _outputs(trained[0])
     files, logs, weights = _outputs(outdir)

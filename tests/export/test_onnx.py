@@ -71,4 +71,5 @@ def test_golden_images_through_onnx(tmp_path):
     inputs = {"z": z, "truncation_psi": np.full((len(z),), case.meta["truncation_psi"], np.float32)}
     if c.shape[1]:
         inputs["c"] = c
-    _assert_images(_run(session, inputs), case.nhwc("out/img"), f"{case.name} onnx")
+    # ~10x the error measured against the reference (2.5e-7).
+    _assert_images(_run(session, inputs), case.nhwc("out/img"), f"{case.name} onnx", atol=5e-6)

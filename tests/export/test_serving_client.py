@@ -16,13 +16,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_afgan.training.images import to_uint8
-from keras_afgan.training.run import generate_images
+from keras_afgan.models.sampling import generate_images
 from tests.export.serving_stub import SavedModelServer
 from tests.export.test_saved_model import _assert_images
 from tests.export.test_saved_model import _keras_images
 from tests.export.test_saved_model import _latents
 from tests.testing import REPO_ROOT
+from tests.testing import reference_uint8
 
 CLIENT_PATH = os.path.join(REPO_ROOT, "examples", "serving_client.py")
 
@@ -139,7 +139,7 @@ def test_client_script_writes_the_seed_images(trained, server, tmp_path):
          "--seeds=4-5", "--class_idx=1", "--trunc=0.7", f"--outdir={tmp_path}"],
         capture_output=True, text=True, env=env, cwd=str(tmp_path), timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    expected = to_uint8(generate_images(trained.G, [4, 5], truncation_psi=0.7, class_idx=1))
+    expected = reference_uint8(generate_images(trained.G, [4, 5], truncation_psi=0.7, class_idx=1))
     for seed, image in zip([4, 5], expected):
         served = np.asarray(Image.open(tmp_path / f"seed{seed:04d}.png"))
         assert np.abs(served.astype(int) - image).max() <= 1

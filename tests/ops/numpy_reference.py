@@ -1,6 +1,6 @@
 """Independent numpy/scipy references for the signal ops (float64, NHWC).
 
-Written from DESIGN.md section 1, step by step and without any keras_afgan
+Written from docs/design.md section 1, step by step and without any keras_afgan
 code, so that the tests compare keras_afgan against something it did not
 produce.
 """

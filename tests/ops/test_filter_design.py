@@ -23,7 +23,7 @@ DESIGNS = [
 
 
 def jinc_kaiser_np(numtaps, cutoff, width, fs):
-    """DESIGN.md: J1(2 pi f_c r)/(pi r) times an outer Kaiser window, sum 1."""
+    """docs/design.md section 1: J1(2 pi f_c r)/(pi r) times an outer Kaiser window, sum 1."""
     centre = (numtaps - 1) / 2
     beta = scipy.signal.kaiser_beta(scipy.signal.kaiser_atten(numtaps, width / (fs / 2)))
     window = np.kaiser(numtaps, beta)

@@ -1,4 +1,4 @@
-"""filtered_lrelu vs an independent numpy chain (DESIGN.md section 1)."""
+"""filtered_lrelu vs an independent numpy chain (docs/design.md section 1)."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""modulated_conv2d vs a naive grouped per-sample convolution (DESIGN.md section 2)."""
+"""modulated_conv2d vs a naive grouped per-sample convolution (docs/design.md section 1)."""
 
 import numpy as np
 import pytest

@@ -4,7 +4,8 @@ For every golden case: the losses of the non-saturating logistic recipe and
 the R1 penalty against CASE.npz, and the gradients of Gmain, Dmain and the
 lazy R1 phase Dreg against CASE_train.npz, each tensor compared in the
 reference's layout; the statistics (w_avg, magnitude_ema) that Dmain updates;
-and the D-input blur schedule. Tolerances are the golden README's.
+and the D-input blur schedule. Gradients and buffers use the golden README's
+tolerances; losses ~10x the largest error measured on the three backends.
 
 Each case's phases run once per module (compiled on JAX, eagerly on
 TensorFlow and torch) and the tests share the results.
@@ -116,8 +117,10 @@ def phases(case, _phase_cache):
     return _phase_cache[case.name]
 
 
-def _loss_close(actual, expected, what):
-    assert_close(actual, expected, rtol=1e-4, what=what)
+def _loss_close(actual, expected, what, rtol=5e-6):
+    # ~10x the largest relative error measured: losses 3.4e-7, the per-sample
+    # R1 penalties 5e-6, their means 1.2e-6.
+    assert_close(actual, expected, rtol=rtol, what=what)
 
 
 def test_losses(case, phases):
@@ -134,14 +137,14 @@ def test_losses(case, phases):
 
 def test_r1_penalty(case, phases):
     loss, penalty = phases["dreg_no_blur"]
-    _loss_close(penalty, case.arrays["out/r1_penalty"], "r1_penalty")
+    _loss_close(penalty, case.arrays["out/r1_penalty"], "r1_penalty", rtol=5e-5)
     gamma = case.meta["r1_gamma"]
-    _loss_close(np.mean(penalty) * gamma / 2, case.arrays["out/loss_Dr1"], "loss_Dr1")
+    _loss_close(np.mean(penalty) * gamma / 2, case.arrays["out/loss_Dr1"], "loss_Dr1", rtol=2e-5)
     # The phase's own loss: gamma from the train JSON, times the lazy interval.
     meta = _train_meta(case)
     expected = (np.mean(case.arrays["out/r1_penalty"]) * meta["r1_gamma"] / 2
                 * meta["gains"]["Dreg"])
-    _loss_close(loss, expected, "Dreg loss")
+    _loss_close(loss, expected, "Dreg loss", rtol=2e-5)
 
 
 @pytest.mark.parametrize("phase", PHASES)

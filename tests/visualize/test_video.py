@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_afgan.training.images import to_uint8
-from keras_afgan.training.run import generate_images
+from keras_afgan.models.sampling import generate_images
 from keras_afgan.visualize import video
 from tests.conftest import golden_case
 from tests.testing import REPO_ROOT
+from tests.testing import reference_uint8
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,7 @@ def test_interpolation_frames_loop_through_the_seeds(G):
     frames = video.interpolation_frames(G, [0, 1, 2], frames_per_seed=4)
     assert frames.shape == (12, 16, 16, 3) and frames.dtype == np.uint8
     # Frame 0 of each segment is that seed's image; consecutive frames differ.
-    keys = to_uint8(generate_images(G, [0, 1, 2]))
+    keys = reference_uint8(generate_images(G, [0, 1, 2]))
     for i in range(3):
         assert np.abs(frames[4 * i].astype(int) - keys[i]).max() <= 1
     assert all(np.abs(frames[i + 1].astype(int) - frames[i]).max() > 0 for i in range(11))

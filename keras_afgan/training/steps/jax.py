@@ -16,15 +16,28 @@ groups are the single-device ones, so nothing here depends on the devices.
 import contextlib
 
 import jax
+import keras
 from keras.optimizers import LossScaleOptimizer
-from keras.src.backend.common.stateless_scope import StatelessScope
-from keras.src.backend.common.stateless_scope import get_stateless_scope
-from keras.src.backend.common.stateless_scope import in_stateless_scope
+
+_scopes = []  # the StatelessScopes this module has open, innermost last
+
+
+@contextlib.contextmanager
+def _stateless_scope(mapping):
+    """`keras.StatelessScope(state_mapping=mapping)`, remembered so `_current`
+    can read it."""
+    with keras.StatelessScope(state_mapping=mapping) as scope:
+        _scopes.append(scope)
+        try:
+            yield scope
+        finally:
+            _scopes.pop()
 
 
 def _current(variable):
-    if in_stateless_scope():
-        value = get_stateless_scope().get_current_value(variable)
+    """The variable's value in the innermost open scope (unrounded: never autocast)."""
+    if _scopes:
+        value = _scopes[-1].get_current_value(variable)
         if value is not None:
             return value
     return variable.value
@@ -55,7 +68,7 @@ def value_and_grad(fn, variables, state=()):
 
     def loss_fn(values):
         mapping = list(zip(variables, values)) + list(zip(others, other_values))
-        with StatelessScope(state_mapping=mapping) as scope:
+        with _stateless_scope(mapping) as scope:
             loss, aux = fn()
         updated = [scope.get_current_value(v) for v in others]
         return loss, (aux, updated)
@@ -77,7 +90,7 @@ def cond(pred, fn, state):
     variables = _unique(state)
 
     def taken(values):
-        with StatelessScope(state_mapping=list(zip(variables, values))) as scope:
+        with _stateless_scope(list(zip(variables, values))) as scope:
             result = fn()
         return [scope.get_current_value(v) for v in variables], jax.numpy.asarray(
             result, dtype="float32")
@@ -133,7 +146,7 @@ def train_step(model, state):
     for variables, values in zip(groups, (trainable, non_trainable, optimizer_vars,
                                           metrics_vars)):
         mapping.extend(zip(variables, values))
-    with StatelessScope(state_mapping=mapping) as scope:
+    with _stateless_scope(mapping) as scope:
         logs = model.iteration_step(data)
     new_state = tuple([scope.get_current_value(v) for v in variables] for variables in groups)
     return logs, new_state

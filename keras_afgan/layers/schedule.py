@@ -1,14 +1,21 @@
-"""The synthesis network's layer schedule (DESIGN.md section 2), pure Python.
+"""Layer schedules of the synthesis network and the discriminator, pure Python.
 
-Every layer's sampling rate s, cutoff f_c, minimum stopband f_t, transition
-half-width f_h, size, channel count, resampling factors, filter taps and
-padding follow from a handful of settings. Nothing here touches a backend.
+Every synthesis layer's sampling rate s, cutoff f_c, minimum stopband f_t,
+transition half-width f_h, size, channel count, resampling factors, filter
+taps, filters and padding follow from a handful of settings
+(docs/design.md section 2). This module is the one place that computes
+them: `SynthesisNetwork` asks `synthesis_spec` for the schedule and each
+`SynthesisLayer` builds itself from its `LayerSpec` (its filters from
+`layer_filters`). The discriminator's channels and reduced-precision blocks
+are here too. Nothing here touches a Keras backend.
 """
 
 import dataclasses
 import math
 
 import numpy as np
+
+from keras_afgan.ops.filter_design import design_lowpass_filter
 
 
 def _check_resolution(img_resolution):
@@ -57,6 +64,38 @@ class LayerSpec:
     is_torgb: bool
     is_critically_sampled: bool
     reduced_precision: bool  # among the `num_fp16_res` highest-resolution layers
+
+    def to_config(self):
+        """The fields as a JSON-able dict (for a layer's `get_config`)."""
+        config = dataclasses.asdict(self)
+        config["padding"] = list(self.padding)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        """A `LayerSpec` from `to_config`'s dict (or a `LayerSpec`, returned as is)."""
+        if isinstance(config, cls):
+            return config
+        fields = {f.name for f in dataclasses.fields(cls)}
+        if not isinstance(config, dict) or set(config) != fields:
+            raise ValueError(
+                f"Expected a LayerSpec or a dict with the fields {sorted(fields)}. "
+                f"Received: {config!r}")
+        return cls(**dict(config, padding=tuple(config["padding"])))
+
+
+def layer_filters(spec):
+    """The up and down filters of a synthesis layer: `(up_filter, down_filter)`.
+
+    Up: a Kaiser-windowed sinc with the input side's cutoff and transition
+    band at the temporary rate; down: the output side's, radial (jinc) where
+    `spec.down_radial`. Each is None for a single tap (no resampling).
+    """
+    up = design_lowpass_filter(spec.up_taps, spec.in_cutoff, 2 * spec.in_half_width,
+                               spec.tmp_sampling_rate)
+    down = design_lowpass_filter(spec.down_taps, spec.out_cutoff, 2 * spec.out_half_width,
+                                 spec.tmp_sampling_rate, radial=spec.down_radial)
+    return up, down
 
 
 @dataclasses.dataclass(frozen=True)
