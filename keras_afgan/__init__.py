@@ -13,6 +13,7 @@ from keras_afgan import ops
 from keras_afgan import training
 from keras_afgan.models import Discriminator
 from keras_afgan.models import Generator
+from keras_afgan.models import StyleGAN2Generator
 from keras_afgan.models import discriminator_from_preset
 from keras_afgan.models import generator_from_preset
 from keras_afgan.models import inference_scope

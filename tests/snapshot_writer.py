@@ -35,7 +35,7 @@ import torch
 
 # Names the reference registers as buffers (the rest are parameters).
 BUFFERS = ("w_avg", "transform", "freqs", "phases", "magnitude_ema", "up_filter",
-           "down_filter", "resample_filter")
+           "down_filter", "resample_filter", "noise_const")
 # module_src is kept as text and must never run: if it did, this would raise.
 MODULE_SRC = "raise SystemExit('module_src was executed')\n"
 # The augmentation pipe train.py builds (`--augpipe=bgc`, the default).
@@ -89,6 +89,11 @@ def stand_in_modules():
 def _class_of(path, name):
     if name in _CLASSES:
         return _CLASSES[name]
+    if path.startswith("synthesis."):  # a StyleGAN2 generator's blocks and layers
+        if "." not in path[len("synthesis."):]:
+            return "SynthesisBlock"
+        return {"conv0": "SynthesisLayer", "conv1": "SynthesisLayer", "torgb": "ToRGBLayer",
+                "skip": "Conv2dLayer"}.get(name, "FullyConnectedLayer")
     if name.startswith("L") and "_" in name:
         return "SynthesisLayer"
     if name == "b4":
@@ -297,3 +302,51 @@ def write_model_snapshot(path, G, D, G_ema=None, **kwargs):
     return write_snapshot(
         path, generator_to_reference(G), G_kwargs, discriminator_to_reference(D), D_kwargs,
         G_ema_state=None if G_ema is None else generator_to_reference(G_ema), **kwargs)
+
+
+def stylegan2_train_kwargs(G_kwargs, flavour):
+    """A StyleGAN2 generator's constructor kwargs as the reference writes them.
+
+    `flavour="stylegan3"`: the StyleGAN3 repository's `train.py --cfg=stylegan2`
+    (class `training.networks_stylegan2.Generator`): `z_dim, w_dim,
+    mapping_kwargs={'num_layers': 8}, channel_base, channel_max,
+    fused_modconv_default='inference_only'`, plus the case's `architecture`.
+    `flavour="ada"`: stylegan2-ada-pytorch's `train.py` (class
+    `training.networks.Generator`): `z_dim, w_dim, mapping_kwargs={'num_layers':
+    8}, synthesis_kwargs={channel_base, channel_max, num_fp16_res: 4,
+    conv_clamp: 256}` (plus `architecture` when not the default).
+    Both add `c_dim, img_resolution, img_channels`.
+    """
+    mapping = EasyDict(num_layers=G_kwargs.get("mapping_kwargs", {}).get("num_layers", 8))
+    common = {k: G_kwargs[k] for k in ("c_dim", "img_resolution", "img_channels")}
+    if flavour == "stylegan3":
+        return dict(z_dim=G_kwargs["z_dim"], w_dim=G_kwargs["w_dim"], mapping_kwargs=mapping,
+                    channel_base=G_kwargs["channel_base"], channel_max=G_kwargs["channel_max"],
+                    fused_modconv_default="inference_only",
+                    architecture=G_kwargs.get("architecture", "skip"), **common)
+    synthesis = EasyDict(channel_base=G_kwargs["channel_base"],
+                         channel_max=G_kwargs["channel_max"], num_fp16_res=4, conv_clamp=256)
+    if G_kwargs.get("architecture", "skip") != "skip":
+        synthesis["architecture"] = G_kwargs["architecture"]
+    return dict(z_dim=G_kwargs["z_dim"], w_dim=G_kwargs["w_dim"], mapping_kwargs=mapping,
+                synthesis_kwargs=synthesis, **common)
+
+
+def write_stylegan2_snapshot(path, G_state, G_kwargs, flavour, networks=("G", "G_ema"),
+                             D=None):
+    """A snapshot pickle with a StyleGAN2 generator as G and G_ema (see
+    `stylegan2_train_kwargs` for `flavour`); `D`: optional `(D_state, D_kwargs)`."""
+    g_kwargs = stylegan2_train_kwargs(G_kwargs, flavour)
+    attributes = {k: g_kwargs[k] for k in ("z_dim", "c_dim", "w_dim", "img_resolution",
+                                           "img_channels")}
+    data = {key: _module_tree(G_state, "Generator", g_kwargs, attributes=attributes)
+            for key in networks}
+    if D is not None:
+        D_state, D_kwargs = D
+        _, d_kwargs = train_kwargs(dict(G_kwargs, magnitude_ema_beta=0.999), D_kwargs)
+        data["D"] = _module_tree(D_state, "Discriminator", d_kwargs, extra=("b4.mbstd",))
+    data["augment_pipe"] = None
+    data["training_set_kwargs"] = None
+    with stand_in_modules(), open(path, "wb") as f:
+        pickle.dump(data, f)
+    return path

@@ -88,7 +88,7 @@ def test_batch_not_divisible_by_mbstd_group(small_models):
 
 def test_unknown_preset():
     with pytest.raises(ValueError, match=r"Unknown preset 'stylegan3-x'. Expected one of: "
-                                         r"\['stylegan3-r', 'stylegan3-t'\]"):
+                                         r"\['stylegan2', 'stylegan3-r', 'stylegan3-t'\]"):
         keras_afgan.generator_from_preset("stylegan3-x", 64)
 
 

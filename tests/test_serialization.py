@@ -168,6 +168,30 @@ LAYER_CASES = {
     "epilogue_no_mbstd": lambda: (
         afgan_layers.DiscriminatorEpilogue(16, mbstd_num_channels=0),
         [normal(2, 4, 4, 16)], {}),
+    # StyleGAN2 (noise from the stored buffers, so that outputs repeat).
+    "style_conv": lambda: (
+        afgan_layers.StyleConv(W_DIM, 4, 6, resolution=8, conv_clamp=256, seed=1),
+        [normal(2, 8, 8, 4), normal(2, W_DIM, seed=2)], {"noise_mode": "const"}),
+    "style_conv_up": lambda: (
+        afgan_layers.StyleConv(W_DIM, 4, 6, resolution=16, up=2, seed=1),
+        [normal(2, 8, 8, 4), normal(2, W_DIM, seed=2)], {"noise_mode": "const"}),
+    "torgb": lambda: (
+        afgan_layers.ToRGB(W_DIM, 6, 3, conv_clamp=256),
+        [normal(2, 8, 8, 6), normal(2, W_DIM, seed=2)], {}),
+    "stylegan2_block_skip": lambda: (
+        afgan_layers.StyleGAN2Block(W_DIM, 4, 6, resolution=16, img_channels=3, is_last=False,
+                                    seed=2),
+        [normal(2, 8, 8, 4), normal(2, 8, 8, 3, seed=3), normal(2, 3, W_DIM, seed=4)],
+        {"noise_mode": "const"}),
+    "stylegan2_block_resnet_last": lambda: (
+        afgan_layers.StyleGAN2Block(W_DIM, 4, 6, resolution=16, img_channels=3, is_last=True,
+                                    architecture="resnet", seed=2),
+        [normal(2, 8, 8, 4), normal(2, 8, 8, 3, seed=3), normal(2, 3, W_DIM, seed=4)],
+        {"noise_mode": "const"}),
+    "stylegan2_synthesis": lambda: (
+        afgan_layers.StyleGAN2SynthesisNetwork(W_DIM, 16, channel_base=64, channel_max=8,
+                                               architecture="resnet", seed=3, name="synthesis"),
+        [normal(2, 6, W_DIM)], {"noise_mode": "const"}),
     "augment_pipe": lambda: (
         AugmentPipe(**preset_kwargs("bgcf"), xint_max=0.2, imgfilter_bands=[1, 0, 1, 1], p=0.3,
                     seed=4),
@@ -180,6 +204,20 @@ def test_every_public_layer_has_a_case():
               if inspect.isclass(obj) and issubclass(obj, keras.layers.Layer)}
     covered = {type(make()[0]).__name__ for make in LAYER_CASES.values()}
     assert public <= covered, f"layers without a serialization case: {public - covered}"
+
+
+def outputs_numpy(outputs):
+    """A layer's output(s) as a list of numpy arrays (a StyleGAN2 block returns two)."""
+    if isinstance(outputs, (tuple, list)):
+        return [to_numpy(x) for x in outputs]
+    return [to_numpy(outputs)]
+
+
+def assert_outputs_close(actual, expected, what):
+    actual = outputs_numpy(actual)
+    assert len(actual) == len(expected), what
+    for i, (a, e) in enumerate(zip(actual, expected)):
+        assert_close(a, e, atol=1e-6, what=f"{what} output {i}")
 
 
 def make_case(name):
@@ -200,7 +238,7 @@ def assert_same_weights(actual, expected):
 @pytest.mark.parametrize("name", sorted(LAYER_CASES))
 def test_layer_config_round_trip(name):
     layer, inputs, call_kwargs = make_case(name)
-    expected = to_numpy(layer(*inputs, **call_kwargs))
+    expected = outputs_numpy(layer(*inputs, **call_kwargs))
     config = layer.get_config()
     init_args = [
         p.name for p in inspect.signature(type(layer).__init__).parameters.values()
@@ -216,14 +254,14 @@ def test_layer_config_round_trip(name):
 
     assert json.loads(json.dumps(clone.get_config())) == json.loads(text)
     assert_same_weights(clone, layer)
-    assert_close(clone(*inputs, **call_kwargs), expected, atol=1e-6, what=name)
+    assert_outputs_close(clone(*inputs, **call_kwargs), expected, name)
 
 
 @pytest.mark.parametrize("name", sorted(LAYER_CASES))
 def test_layer_keras_file_round_trip(name, tmp_path):
     layer, inputs, call_kwargs = make_case(name)
     holder = LayerHolder(layer, call_kwargs=call_kwargs)
-    expected = to_numpy(holder(inputs))
+    expected = outputs_numpy(holder(inputs))
     path = tmp_path / f"{name}.keras"
     holder.save(path)
 
@@ -231,7 +269,7 @@ def test_layer_keras_file_round_trip(name, tmp_path):
     assert type(loaded.layer) is type(layer)
     assert loaded.layer.get_config() == layer.get_config()
     assert_same_weights(loaded.layer, layer)
-    assert_close(loaded(inputs), expected, atol=1e-6, what=name)
+    assert_outputs_close(loaded(inputs), expected, name)
 
 
 def small_generator():
@@ -277,6 +315,21 @@ def test_generator_keras_file_round_trip(tmp_path):
     for key, value in state.items():
         assert_close(loaded_state[key], value, what=key)
     assert_close(loaded(z, c, truncation_psi=0.7, truncation_cutoff=4), expected, atol=1e-6)
+
+
+def test_stylegan2_generator_keras_file_round_trip(tmp_path):
+    G = keras_afgan.StyleGAN2Generator(z_dim=8, w_dim=8, c_dim=3, img_resolution=16,
+                                       channel_base=64, channel_max=8, mapping_layers=3, seed=2)
+    perturb_state(G)
+    z, c = normal(2, 8), one_hot([0, 2], 3)
+    expected = to_numpy(G(z, c, truncation_psi=0.7, noise_mode="const"))
+    path = tmp_path / "stylegan2.keras"
+    G.save(path)
+    loaded = keras.saving.load_model(path)
+    assert isinstance(loaded, keras_afgan.StyleGAN2Generator)
+    assert loaded.get_config() == G.get_config()
+    assert_same_weights(loaded, G)
+    assert_close(loaded(z, c, truncation_psi=0.7, noise_mode="const"), expected, atol=1e-6)
 
 
 def test_discriminator_keras_file_round_trip(tmp_path):

@@ -33,6 +33,8 @@ def reference_uint8(images):
 
 
 def to_numpy(x):
+    if hasattr(x, "detach"):  # a torch tensor that requires grad
+        x = x.detach()
     return np.asarray(keras.ops.convert_to_numpy(x))
 
 

@@ -53,17 +53,18 @@ def parse_vec2(text):
 
 
 def load_generator(path):
-    """A float32 `Generator` from a generator file or a training checkpoint
-    (whose G-EMA may compute in a mixed precision; its weights are float32)."""
-    from keras_afgan.models.generator import Generator
+    """A float32 generator (`Generator` or `StyleGAN2Generator`) from a generator
+    file or a training checkpoint (whose G-EMA may compute in a mixed
+    precision; its weights are float32)."""
     from keras_afgan.models.generator import generator_with_dtype
+    from keras_afgan.models.presets import is_generator
     from keras_afgan.models.saving import load_keras_file
     from keras_afgan.training.gan import AliasFreeGAN
 
     model = load_keras_file(path, "--network")
     if isinstance(model, AliasFreeGAN):
         model = model.generator_ema
-    if not isinstance(model, Generator):
+    if not is_generator(model):
         raise ValueError(
             f"Expected a keras_afgan Generator or training checkpoint in {path}. "
             f"Received: {type(model).__name__}")

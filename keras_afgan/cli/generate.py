@@ -25,6 +25,8 @@ flags.DEFINE_float("trunc", 1.0, "Truncation psi.")
 flags.DEFINE_integer("class", None, "Class index (conditional models).")
 flags.DEFINE_string("translate", "0,0", "Translate the content by tx,ty (fractions of the image).")
 flags.DEFINE_float("rotate", 0.0, "Rotate the content by this many degrees.")
+flags.DEFINE_enum("noise_mode", "const", ["const", "random", "none"],
+                  "StyleGAN2 per-pixel noise: the stored noise, fresh noise, or none.")
 flags.DEFINE_string("outdir", None, "Where to write seedNNNN.png.", required=True)
 
 
@@ -43,7 +45,7 @@ def main(argv):
         chunk = seeds[start:start + 16]
         images = generate_images(G, chunk, truncation_psi=truncation_psi,
                                  class_idx=_FLAGS["class"].value, translate=translate,
-                                 rotate=rotate)
+                                 rotate=rotate, noise_mode=_FLAGS.noise_mode)
         for seed, image in zip(chunk, images):
             save_image(image, os.path.join(_FLAGS.outdir, f"seed{seed:04d}.png"))
     print(f"Wrote {len(seeds)} images to {_FLAGS.outdir}")

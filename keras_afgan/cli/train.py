@@ -24,7 +24,7 @@ from keras_afgan.cli.common import run_tool
 _FLAGS = flags.FLAGS
 flags.DEFINE_string("outdir", None, "Where to write the run.", required=True)
 flags.DEFINE_string("cfg", None, "Base configuration: a preset of keras_afgan.models.PRESETS "
-                    "(stylegan3-t, stylegan3-r).")
+                    "(stylegan3-t, stylegan3-r, stylegan2).")
 flags.DEFINE_string("data", None,
                     "builtin[:faces|:textures], tfds:NAME[:SPLIT], an image folder or a zip.")
 flags.DEFINE_integer("resolution", None, "Training resolution (default: the data's).")
@@ -35,11 +35,17 @@ flags.DEFINE_float("tick", None, "Thousands of images per tick (one Keras epoch)
 flags.DEFINE_integer("snap", None, "Ticks between image grids and generator snapshots.")
 flags.DEFINE_boolean("mirror", None, "Add x-flipped copies of the dataset.")
 flags.DEFINE_boolean("cond", None, "Train a conditional model on the dataset's labels.")
-flags.DEFINE_float("glr", None, "G learning rate (default 0.0025).")
+flags.DEFINE_float("glr", None, "G learning rate (default 0.0025; stylegan2: 0.002).")
 flags.DEFINE_float("dlr", None, "D learning rate (default 0.002).")
 flags.DEFINE_integer("cbase", None, "Capacity multiplier (channel base).")
 flags.DEFINE_integer("cmax", None, "Max. feature maps.")
-flags.DEFINE_integer("map-depth", None, "Mapping network depth.")
+flags.DEFINE_integer("map-depth", None, "Mapping network depth (default 2; stylegan2: 8).")
+flags.DEFINE_enum("filter-window", None, ["kaiser", "lanczos", "gaussian"],
+                  "Window of the StyleGAN3 up/down filters (default kaiser, the paper's; the "
+                  "others are the paper's filter ablation).")
+flags.DEFINE_float("mixing", None, "Style mixing probability (default 0; stylegan2: 0.9).")
+flags.DEFINE_float("pl-weight", None, "Path-length regularisation weight, lazy every 4 "
+                   "iterations (default 0; stylegan2: 2).")
 flags.DEFINE_integer("mbstd-group", None, "Minibatch std group size.")
 flags.DEFINE_integer("seed", None, "Random seed.")
 flags.DEFINE_string("resume", None,
@@ -101,7 +107,8 @@ def main(argv):
         metrics_num=_FLAGS["metrics-num"].value, inception=_FLAGS.inception,
         strategy=_FLAGS.strategy, precision=_FLAGS.precision, aug=_FLAGS.aug,
         target=_FLAGS.target, p=_FLAGS.p, augpipe=_FLAGS.augpipe,
-        ada_kimg=_FLAGS["ada-kimg"].value,
+        ada_kimg=_FLAGS["ada-kimg"].value, mixing_prob=_FLAGS.mixing,
+        pl_weight=_FLAGS["pl-weight"].value, filter_window=_FLAGS["filter-window"].value,
     )
     parse_metrics(config.metrics)  # before anything is loaded or written
     train(config, snapshot_metrics=snapshot_metrics)

@@ -16,9 +16,19 @@ import numpy as np
 
 from keras_afgan.layers.schedule import discriminator_channels
 from keras_afgan.layers.schedule import synthesis_spec
+from keras_afgan.layers.stylegan2 import stylegan2_channels
 from keras_afgan.models.discriminator import Discriminator
 from keras_afgan.models.generator import Generator
+from keras_afgan.models.stylegan2 import StyleGAN2Generator
 from keras_afgan.ops.filter_design import resample_filter_1d
+
+# The reference's generator classes: StyleGAN3's, and the StyleGAN2 generator
+# as the StyleGAN3 repository (`networks_stylegan2`) and stylegan2-ada-pytorch
+# (`networks`) define it: the same network, weights and state-dict names.
+STYLEGAN3_GENERATOR = "training.networks_stylegan3.Generator"
+STYLEGAN2_GENERATOR = "training.networks_stylegan2.Generator"
+ADA_GENERATOR = "training.networks.Generator"
+GENERATOR_CLASSES = (STYLEGAN3_GENERATOR, STYLEGAN2_GENERATOR, ADA_GENERATOR)
 
 _G_SYNTHESIS_KEYS = (
     "channel_base", "channel_max", "num_layers", "num_critical", "first_cutoff",
@@ -55,6 +65,61 @@ def generator_kwargs_from_reference(z_dim, c_dim, w_dim, img_resolution, img_cha
     if unknown:
         _unexpected("generator arguments", unknown)
     kwargs.update(synthesis_kwargs)
+    return kwargs
+
+
+# StyleGAN2 synthesis arguments that only choose how the reference computes
+# (grouped or split convolutions, memory layout): accepted and ignored.
+_STYLEGAN2_COMPUTE_ONLY = ("fused_modconv_default", "fp16_channels_last", "channels_last")
+_STYLEGAN2_SYNTHESIS_KEYS = ("channel_base", "channel_max", "num_fp16_res", "conv_clamp",
+                             "architecture", "use_noise")
+# Arguments whose only accepted value is the one the reference's networks are
+# built with (anything else would be a different network).
+_STYLEGAN2_FIXED = {"resample_filter": [1, 3, 3, 1], "kernel_size": 3, "activation": "lrelu"}
+
+
+def stylegan2_kwargs_from_reference(z_dim, c_dim, w_dim, img_resolution, img_channels=3,
+                                    mapping_kwargs=None, synthesis_kwargs=None,
+                                    class_name=STYLEGAN2_GENERATOR, **block_kwargs):
+    """Translate a reference StyleGAN2 generator's kwargs into `StyleGAN2Generator` arguments.
+
+    `networks_stylegan2.Generator` takes the synthesis arguments flat,
+    stylegan2-ada-pytorch's `networks.Generator` in `synthesis_kwargs`; the
+    class defaults differ (`num_fp16_res` 4 and `conv_clamp` 256 in the
+    former, 0 and None in the latter) and are applied when absent.
+    """
+    if class_name not in (STYLEGAN2_GENERATOR, ADA_GENERATOR):
+        raise ValueError(f"Expected a StyleGAN2 generator class in "
+                         f"{(STYLEGAN2_GENERATOR, ADA_GENERATOR)}. Received: {class_name!r}")
+    kwargs = dict(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, img_resolution=img_resolution,
+                  img_channels=img_channels)
+    if class_name == ADA_GENERATOR:
+        kwargs.update(num_fp16_res=0, conv_clamp=None)
+    mapping_kwargs = dict(mapping_kwargs or {})
+    for ref, ours in (("num_layers", "mapping_layers"), ("lr_multiplier", "mapping_lr_multiplier"),
+                      ("w_avg_beta", "w_avg_beta")):
+        if ref in mapping_kwargs:
+            kwargs[ours] = mapping_kwargs.pop(ref)
+    for ref in ("embed_features", "layer_features"):  # None means w_dim
+        if mapping_kwargs.get(ref, None) in (None, w_dim):
+            mapping_kwargs.pop(ref, None)
+    if mapping_kwargs.get("activation", "lrelu") == "lrelu":
+        mapping_kwargs.pop("activation", None)
+    if mapping_kwargs:
+        _unexpected("mapping_kwargs", mapping_kwargs)
+    synthesis = dict(synthesis_kwargs or {}, **block_kwargs)
+    for name in _STYLEGAN2_COMPUTE_ONLY:
+        synthesis.pop(name, None)
+    for name, value in _STYLEGAN2_FIXED.items():
+        if name in synthesis:
+            given = synthesis.pop(name)
+            if (list(given) if isinstance(given, (list, tuple)) else given) != value:
+                raise ValueError(f"Expected {name}={value!r} (the only value supported). "
+                                 f"Received: {given!r}")
+    unknown = set(synthesis) - set(_STYLEGAN2_SYNTHESIS_KEYS)
+    if unknown:
+        _unexpected("generator arguments", unknown)
+    kwargs.update(synthesis)
     return kwargs
 
 
@@ -96,7 +161,8 @@ def discriminator_kwargs_from_reference(c_dim, img_resolution, img_channels=3,
 
 # Each entry: reference name -> (keras variable, layout) where layout is one of
 # "dense" ([out, in] <-> [in, out]), "conv" ([o, i, kh, kw] <-> [kh, kw, i, o]),
-# "raw" (same array), or ("fc_nchw", channels, size) for D's b4.fc.
+# "raw" (same array), "chw" ([C, H, W] <-> [H, W, C]: StyleGAN2's constant),
+# or ("fc_nchw", channels, size) for D's b4.fc.
 
 
 def _mapping_entries(prefix, mapping):
@@ -133,6 +199,45 @@ def _generator_entries(G):
             f"{p}.affine.bias": (layer.affine.bias, "raw"),
         })
     return entries
+
+
+def _stylegan2_entries(G):
+    entries = _mapping_entries("mapping", G.mapping)
+
+    def style_layer(prefix, layer, noise):
+        entries.update({
+            f"{prefix}.weight": (layer.kernel, "conv"),
+            f"{prefix}.bias": (layer.bias, "raw"),
+            f"{prefix}.affine.weight": (layer.affine.kernel, "dense"),
+            f"{prefix}.affine.bias": (layer.affine.bias, "raw"),
+        })
+        if noise and layer.use_noise:
+            entries[f"{prefix}.noise_const"] = (layer.noise_const, "raw")
+            entries[f"{prefix}.noise_strength"] = (layer.noise_strength, "raw")
+
+    for block in G.synthesis.blocks:
+        p = f"synthesis.{block.name}"
+        if not block.in_channels:
+            entries[f"{p}.const"] = (block.const, "chw")
+        for name in ("conv0", "conv1", "torgb"):
+            layer = getattr(block, name)
+            if layer is not None:
+                style_layer(f"{p}.{name}", layer, noise=name != "torgb")
+        if block.skip is not None:
+            entries[f"{p}.skip.weight"] = (block.skip.kernel, "conv")
+    return entries
+
+
+def _stylegan2_constants(G):
+    f2 = np.outer(resample_filter_1d(), resample_filter_1d())
+    constants = {}
+    for block in G.synthesis.blocks:
+        p = f"synthesis.{block.name}"
+        constants[f"{p}.resample_filter"] = f2
+        for name in ("conv0", "conv1", "skip"):
+            if getattr(block, name) is not None:
+                constants[f"{p}.{name}.resample_filter"] = f2
+    return constants
 
 
 def _generator_constants(G):
@@ -193,6 +298,8 @@ def _to_keras(array, layout):
         return array.transpose(2, 3, 1, 0)
     if layout == "raw":
         return array
+    if layout == "chw":
+        return array.transpose(1, 2, 0)
     _, channels, size = layout  # [out, C*H*W] (NCHW flatten) -> [H*W*C, out]
     out = array.shape[0]
     return array.reshape(out, channels, size, size).transpose(0, 2, 3, 1).reshape(out, -1).T
@@ -206,6 +313,8 @@ def _to_reference(array, layout):
         return array.transpose(3, 2, 0, 1)
     if layout == "raw":
         return array
+    if layout == "chw":
+        return array.transpose(2, 0, 1)
     _, channels, size = layout
     out = array.shape[1]
     return array.T.reshape(out, size, size, channels).transpose(0, 3, 1, 2).reshape(out, -1)
@@ -255,7 +364,7 @@ _LIMITS = {"z_dim": (0, 1 << 16), "w_dim": (1, 1 << 16), "c_dim": (0, 1 << 20),
 _MAX_RESOLUTION = 1 << 14
 
 
-def _check_settings(kwargs, what):
+def _check_settings(kwargs, what, min_resolution=16):
     for name, (low, high) in _LIMITS.items():
         value = kwargs.get(name)
         if value is None:
@@ -265,9 +374,10 @@ def _check_settings(kwargs, what):
             raise ValueError(f"Expected {what} setting {name} to be an integer in "
                              f"[{low}, {high}]. Received: {value!r}")
     resolution = kwargs.get("img_resolution")
-    if not isinstance(resolution, (int, np.integer)) or not 16 <= resolution <= _MAX_RESOLUTION:
+    if not isinstance(resolution, (int, np.integer)) or not (
+            min_resolution <= resolution <= _MAX_RESOLUTION):
         raise ValueError(f"Expected {what} setting img_resolution to be a power of 2 in "
-                         f"[16, {_MAX_RESOLUTION}]. Received: {resolution!r}")
+                         f"[{min_resolution}, {_MAX_RESOLUTION}]. Received: {resolution!r}")
 
 
 def _check_state_size(state, floor, what):
@@ -296,6 +406,14 @@ def _generator_floor(kwargs):
     return floor + c_dim * w_dim
 
 
+def _stylegan2_floor(kwargs):
+    """A lower bound on a StyleGAN2 generator's weight count: its 3x3 convolutions."""
+    channels = stylegan2_channels(kwargs["img_resolution"], kwargs.get("channel_base", 32768),
+                                  kwargs.get("channel_max", 512))
+    return sum(channels[res] * (channels[res] + (channels[res // 2] if res > 4 else 0)) * 9
+               for res in channels)
+
+
 def _discriminator_floor(kwargs):
     """A lower bound on a discriminator's weight count: its 3x3 convolutions."""
     channels = discriminator_channels(kwargs["img_resolution"], kwargs.get("channel_base", 32768),
@@ -305,12 +423,16 @@ def _discriminator_floor(kwargs):
     return floor + channels[4] * channels[4] * 9 + kwargs.get("c_dim", 0)
 
 
-def generator_from_reference(state, **G_kwargs):
-    """Build a `Generator` from the reference's state dict and `G_kwargs`.
+def generator_from_reference(state, class_name=STYLEGAN3_GENERATOR, **G_kwargs):
+    """Build a generator from the reference's state dict and `G_kwargs`.
 
     Args:
         state: maps reference state-dict names (e.g. `mapping.fc0.weight`,
             `synthesis.L3_36_64.affine.weight`) to numpy arrays.
+        class_name: the reference's class: `training.networks_stylegan3.Generator`
+            (a `Generator`), or `training.networks_stylegan2.Generator` /
+            stylegan2-ada-pytorch's `training.networks.Generator` (a
+            `StyleGAN2Generator`).
         **G_kwargs: the reference's generator constructor arguments
             (`z_dim, c_dim, w_dim, img_resolution, img_channels,
             mapping_kwargs={...}, channel_base, ...`).
@@ -318,6 +440,14 @@ def generator_from_reference(state, **G_kwargs):
     The settings are checked against sane bounds and against the number of
     values in `state` before the generator is built.
     """
+    if class_name not in GENERATOR_CLASSES:
+        raise ValueError(f"Expected class_name in {GENERATOR_CLASSES}. Received: {class_name!r}")
+    if class_name != STYLEGAN3_GENERATOR:
+        kwargs = stylegan2_kwargs_from_reference(class_name=class_name, **G_kwargs)
+        _check_settings(kwargs, "generator", min_resolution=4)
+        _check_state_size(state, _stylegan2_floor(kwargs), "generator")
+        G = StyleGAN2Generator(**kwargs)
+        return _load(G, state, _stylegan2_entries(G), _stylegan2_constants(G), "generator")
     kwargs = generator_kwargs_from_reference(**G_kwargs)
     _check_settings(kwargs, "generator")
     _check_state_size(state, _generator_floor(kwargs), "generator")
@@ -340,16 +470,22 @@ def reference_variables(model):
     or `Discriminator` (parameters and buffers alike)."""
     if isinstance(model, Generator):
         entries = _generator_entries(model)
+    elif isinstance(model, StyleGAN2Generator):
+        entries = _stylegan2_entries(model)
     elif isinstance(model, Discriminator):
         entries = _discriminator_entries(model)
     else:
         raise ValueError(
-            f"Expected a Generator or Discriminator. Received: {type(model).__name__}")
+            f"Expected a Generator, StyleGAN2Generator or Discriminator. "
+            f"Received: {type(model).__name__}")
     return {name: variable for name, (variable, _) in entries.items()}
 
 
 def generator_to_reference(G, include_constants=True):
-    """The reference state dict (numpy arrays) of a keras_afgan `Generator`."""
+    """The reference state dict (numpy arrays) of a keras_afgan `Generator` or
+    `StyleGAN2Generator`."""
+    if isinstance(G, StyleGAN2Generator):
+        return _save(_stylegan2_entries(G), _stylegan2_constants(G), include_constants)
     return _save(_generator_entries(G), _generator_constants(G), include_constants)
 
 

@@ -37,6 +37,9 @@ except ImportError:  # pragma: no cover - numpy 1.x
     from numpy.core import multiarray as _multiarray
 
 from keras_afgan.convert.reference import discriminator_from_reference
+from keras_afgan.convert.reference import ADA_GENERATOR
+from keras_afgan.convert.reference import STYLEGAN2_GENERATOR
+from keras_afgan.convert.reference import STYLEGAN3_GENERATOR
 from keras_afgan.convert.reference import generator_from_reference
 
 NETWORKS = ("G", "D", "G_ema")
@@ -44,6 +47,9 @@ NETWORKS = ("G", "D", "G_ema")
 # Positional constructor arguments of the reference's networks, in order.
 _GENERATOR_ARGS = ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels",
                    "mapping_kwargs")
+# stylegan2-ada-pytorch's `training.networks.Generator` also takes its
+# synthesis arguments as one (seventh) argument.
+_ADA_GENERATOR_ARGS = _GENERATOR_ARGS + ("synthesis_kwargs",)
 _DISCRIMINATOR_ARGS = ("c_dim", "img_resolution", "img_channels", "architecture",
                        "channel_base", "channel_max", "num_fp16_res", "conv_clamp", "cmap_dim",
                        "block_kwargs", "mapping_kwargs", "epilogue_kwargs")
@@ -360,7 +366,15 @@ def constructor_kwargs(obj, positional_names):
     return kwargs
 
 
-def _check_stylegan3_generator(obj, key):
+def _generator_class(obj, key):
+    """`(reference class name, constructor kwargs)` of generator `obj`.
+
+    A pickle names a class without its module; the structure tells them
+    apart: StyleGAN3's synthesis network has an `input` layer, StyleGAN2's
+    has blocks `b4, b8, ...`. stylegan2-ada-pytorch's generator (module
+    `training.networks`) takes its synthesis arguments in `synthesis_kwargs`;
+    the StyleGAN3 repository's `networks_stylegan2` takes them flat.
+    """
     if obj.class_name != "Generator":
         raise ValueError(f"Expected {key} to be a Generator. Received: {obj.class_name}")
     modules = _mapping(_module_state(obj, key).get("_modules"), f"{key}._modules")
@@ -369,12 +383,14 @@ def _check_stylegan3_generator(obj, key):
     if isinstance(synthesis, (PersistentObject, ModuleRecord)):
         children = set(_mapping(_module_state(synthesis, f"{key}.synthesis").get("_modules"),
                                 f"{key}.synthesis._modules"))
-    if "input" not in children:
-        kind = "StyleGAN2" if any(str(name).startswith("b") and str(name)[1:].isdigit()
-                                  for name in children) else "an unknown"
-        raise ValueError(
-            f"{key} is {kind} generator (synthesis blocks {sorted(map(str, children))[:6]}): "
-            "only StyleGAN3 (Alias-Free GAN, configs T and R) snapshots are supported.")
+    if "input" in children:
+        return STYLEGAN3_GENERATOR, constructor_kwargs(obj, _GENERATOR_ARGS)
+    if "b4" in children:
+        kwargs = constructor_kwargs(obj, _ADA_GENERATOR_ARGS)
+        return (ADA_GENERATOR if "synthesis_kwargs" in kwargs else STYLEGAN2_GENERATOR), kwargs
+    raise ValueError(
+        f"{key} is an unknown generator (synthesis children {sorted(map(str, children))[:6]}): "
+        "expected StyleGAN3's (an `input` layer) or StyleGAN2's (blocks b4, b8, ...).")
 
 
 def read_augment_pipe(obj):
@@ -408,17 +424,20 @@ def load_reference_pickle(path):
 
     Reads what the reference's training loop writes (`network-snapshot-*.pkl`,
     with the constructor arguments its `train.py` passes: Freeze-D's
-    `block_kwargs`, `--fp32`'s `num_fp16_res`/`conv_clamp`, ...) and NVIDIA's
-    published StyleGAN3 models. Any constructor argument keras_afgan does not
-    know is refused with its name.
+    `block_kwargs`, `--fp32`'s `num_fp16_res`/`conv_clamp`, ...), NVIDIA's
+    published StyleGAN3 models, and StyleGAN2 generators: the StyleGAN3
+    repository's `--cfg=stylegan2` snapshots and stylegan2-ada-pytorch's
+    (NVIDIA's published ffhq, metfaces, afhq, brecahad, cifar10 models).
+    Any constructor argument keras_afgan does not know is refused with its
+    name.
 
     Args:
         path: the `.pkl` file.
 
     Returns:
         A dict with `G`, `D`, `G_ema` (those present in the file: published
-        models may hold only some) as keras_afgan `Generator` /
-        `Discriminator`; `augment` (`{"kwargs", "p"}`, see
+        models may hold only some) as keras_afgan `Generator` (or
+        `StyleGAN2Generator`) / `Discriminator`; `augment` (`{"kwargs", "p"}`, see
         `read_augment_pipe`) when the run trained with augmentation; and
         `training_set_kwargs` when the file has it.
     """
@@ -443,9 +462,9 @@ def _models(data):
                 f"Expected {key} to be a torch_utils.persistence network. Received: "
                 f"{type(obj).__name__}")
         if key in ("G", "G_ema"):
-            _check_stylegan3_generator(obj, key)
+            class_name, kwargs = _generator_class(obj, key)
             networks[key] = (generator_from_reference, flatten_state(obj),
-                             constructor_kwargs(obj, _GENERATOR_ARGS))
+                             dict(kwargs, class_name=class_name))
         else:
             if obj.class_name != "Discriminator":
                 raise ValueError(f"Expected D to be a Discriminator. Received: {obj.class_name}")

@@ -47,11 +47,11 @@ def export_onnx(generator, path, overwrite=False, opset=DEFAULT_OPSET):
     Returns:
         `path`.
     """
-    from keras_afgan.models.generator import Generator
+    from keras_afgan.models.presets import is_generator
 
-    if not isinstance(generator, Generator):
-        raise TypeError(
-            f"Expected a keras_afgan Generator. Received: {type(generator).__name__}")
+    if not is_generator(generator):
+        raise TypeError(f"Expected a keras_afgan Generator or StyleGAN2Generator. "
+                        f"Received: {type(generator).__name__}")
     path = os.fspath(path)
     if os.path.isdir(path):
         raise ValueError(f"Expected the ONNX path to be a file. Received a directory: {path!r}")

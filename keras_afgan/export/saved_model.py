@@ -13,7 +13,11 @@ subprocess: the weights are the same on every backend.
 - `synthesis(ws [N, num_ws, w_dim], translate [N, 2], rotate [N])` ->
   `images`, `images_float`. `translate` (fractions of the image) and `rotate`
   (degrees) move each sample's content, on top of the generator's stored input
-  transform; send zeros for the plain synthesis.
+  transform; send zeros for the plain synthesis. A StyleGAN2 generator has
+  no input transform: its `synthesis` takes `ws` alone.
+
+A StyleGAN2 generator's per-pixel noise is its stored `noise_const`
+(`noise_mode="const"`): the served images are a function of the inputs.
 """
 
 import os
@@ -126,7 +130,8 @@ def serving_endpoints(generator):
             return {"ws": ops.cast(G.mapping(z, c, truncation_psi=truncation_psi), "float32")}
 
         def serving_default(z, c, truncation_psi):
-            return _image_outputs(G.synthesis(mapping(z, c, truncation_psi)["ws"]))
+            return _image_outputs(G.synthesis(mapping(z, c, truncation_psi)["ws"],
+                                              noise_mode="const"))
 
         latent_specs = [z_spec, c_spec, psi_spec]
     else:
@@ -134,19 +139,24 @@ def serving_endpoints(generator):
             return {"ws": ops.cast(G.mapping(z, None, truncation_psi=truncation_psi), "float32")}
 
         def serving_default(z, truncation_psi):
-            return _image_outputs(G.synthesis(mapping(z, truncation_psi)["ws"]))
+            return _image_outputs(G.synthesis(mapping(z, truncation_psi)["ws"],
+                                              noise_mode="const"))
 
         latent_specs = [z_spec, psi_spec]
 
-    def synthesis(ws, translate, rotate):
-        transforms = content_transform_matrices(translate, rotate)
-        return _image_outputs(G.synthesis(ws, transform=transforms))
+    ws_spec = _tensor_spec((None, G.num_ws, G.w_dim), "ws")
+    if G.has_input_transform:
+        def synthesis(ws, translate, rotate):
+            transforms = content_transform_matrices(translate, rotate)
+            return _image_outputs(G.synthesis(ws, transform=transforms, noise_mode="const"))
 
-    synthesis_specs = [
-        _tensor_spec((None, G.num_ws, G.w_dim), "ws"),
-        _tensor_spec((None, 2), "translate"),
-        _tensor_spec((None,), "rotate"),
-    ]
+        synthesis_specs = [ws_spec, _tensor_spec((None, 2), "translate"),
+                           _tensor_spec((None,), "rotate")]
+    else:
+        def synthesis(ws):
+            return _image_outputs(G.synthesis(ws, noise_mode="const"))
+
+        synthesis_specs = [ws_spec]
     return {
         "serving_default": (serving_default, latent_specs),
         "mapping": (mapping, latent_specs),
@@ -228,11 +238,11 @@ def export_saved_model(generator, path, overwrite=False, jax_platforms=DEFAULT_J
     Returns:
         `path`.
     """
-    from keras_afgan.models.generator import Generator
+    from keras_afgan.models.presets import is_generator
 
-    if not isinstance(generator, Generator):
-        raise TypeError(
-            f"Expected a keras_afgan Generator. Received: {type(generator).__name__}")
+    if not is_generator(generator):
+        raise TypeError(f"Expected a keras_afgan Generator or StyleGAN2Generator. "
+                        f"Received: {type(generator).__name__}")
     path = prepare_outdir(path, overwrite)
     backend = keras.config.backend()
     if backend not in TRACING_BACKENDS:

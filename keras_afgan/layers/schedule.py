@@ -15,6 +15,7 @@ import math
 
 import numpy as np
 
+from keras_afgan.ops.filter_design import FILTER_WINDOWS
 from keras_afgan.ops.filter_design import design_lowpass_filter
 
 
@@ -64,6 +65,8 @@ class LayerSpec:
     is_torgb: bool
     is_critically_sampled: bool
     reduced_precision: bool  # among the `num_fp16_res` highest-resolution layers
+    # Fields added later have defaults, so that configs saved before them load.
+    filter_window: str = "kaiser"  # window of the up/down filters (filter_design)
 
     def to_config(self):
         """The fields as a JSON-able dict (for a layer's `get_config`)."""
@@ -77,7 +80,9 @@ class LayerSpec:
         if isinstance(config, cls):
             return config
         fields = {f.name for f in dataclasses.fields(cls)}
-        if not isinstance(config, dict) or set(config) != fields:
+        required = {f.name for f in dataclasses.fields(cls)
+                    if f.default is dataclasses.MISSING}
+        if not isinstance(config, dict) or not required <= set(config) <= fields:
             raise ValueError(
                 f"Expected a LayerSpec or a dict with the fields {sorted(fields)}. "
                 f"Received: {config!r}")
@@ -87,14 +92,16 @@ class LayerSpec:
 def layer_filters(spec):
     """The up and down filters of a synthesis layer: `(up_filter, down_filter)`.
 
-    Up: a Kaiser-windowed sinc with the input side's cutoff and transition
-    band at the temporary rate; down: the output side's, radial (jinc) where
-    `spec.down_radial`. Each is None for a single tap (no resampling).
+    Up: a windowed sinc (`spec.filter_window`: Kaiser by default) with the
+    input side's cutoff and transition band at the temporary rate; down: the
+    output side's, radial (jinc) where `spec.down_radial`. Each is None for a
+    single tap (no resampling).
     """
     up = design_lowpass_filter(spec.up_taps, spec.in_cutoff, 2 * spec.in_half_width,
-                               spec.tmp_sampling_rate)
+                               spec.tmp_sampling_rate, window=spec.filter_window)
     down = design_lowpass_filter(spec.down_taps, spec.out_cutoff, 2 * spec.out_half_width,
-                                 spec.tmp_sampling_rate, radial=spec.down_radial)
+                                 spec.tmp_sampling_rate, radial=spec.down_radial,
+                                 window=spec.filter_window)
     return up, down
 
 
@@ -124,6 +131,7 @@ def synthesis_spec(
     filter_size=6,
     lrelu_upsampling=2,
     num_fp16_res=0,
+    filter_window="kaiser",
 ):
     """Compute the per-layer schedule of the synthesis network.
 
@@ -136,7 +144,9 @@ def synthesis_spec(
     Layer i reads layer max(i-1, 0)'s specs as its input side; layer
     `num_layers` is ToRGB. Layer i computes in reduced precision under a
     mixed dtype policy where `s_i * 2^num_fp16_res > R` (the reference's
-    `num_fp16_res` highest resolutions).
+    `num_fp16_res` highest resolutions). `filter_window` ("kaiser",
+    "lanczos", "gaussian") is the window of every layer's filters (the
+    paper's filter ablation; `ops.filter_design.filter_window`).
 
     Returns:
         A `SynthesisSpec` with `num_layers + 1` `LayerSpec`s.
@@ -156,6 +166,8 @@ def synthesis_spec(
         raise ValueError(f"Expected num_fp16_res to be an integer >= 0. Received: {num_fp16_res!r}")
     if conv_kernel not in (1, 3):
         raise ValueError(f"Expected conv_kernel to be 1 or 3. Received: {conv_kernel!r}")
+    if filter_window not in FILTER_WINDOWS:
+        raise ValueError(f"Expected filter_window in {FILTER_WINDOWS}. Received: {filter_window!r}")
 
     last_cutoff = r / 2
     last_stopband = last_cutoff * last_stopband_rel
@@ -209,6 +221,7 @@ def synthesis_spec(
             is_torgb=is_torgb,
             is_critically_sampled=is_critical,
             reduced_precision=bool(rates[i] * 2**int(num_fp16_res) > r),
+            filter_window=filter_window,
         ))
     input_spec = InputSpec(
         channels=int(channels[0]),

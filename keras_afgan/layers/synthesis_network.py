@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from keras_afgan.layers.schedule import synthesis_spec
+from keras_afgan.layers.stylegan2 import check_noise_mode
 from keras_afgan.layers.synthesis_input import SynthesisInput
 from keras_afgan.layers.synthesis_layer import SynthesisLayer
 from keras_afgan.ops.upfirdn2d import inference_resampling
@@ -31,7 +32,7 @@ class SynthesisNetwork(keras.layers.Layer):
                  first_stopband=2**2.1, last_stopband_rel=2**0.3, margin_size=10,
                  output_scale=0.25, conv_kernel=3, filter_size=6, lrelu_upsampling=2,
                  use_radial_filters=False, conv_clamp=256, magnitude_ema_beta=0.999,
-                 num_fp16_res=4, seed=None, **kwargs):
+                 num_fp16_res=4, seed=None, filter_window="kaiser", **kwargs):
         super().__init__(**kwargs)
         self.w_dim = int(w_dim)
         self.img_resolution = img_resolution
@@ -53,6 +54,7 @@ class SynthesisNetwork(keras.layers.Layer):
         self.magnitude_ema_beta = float(magnitude_ema_beta)
         self.num_fp16_res = int(num_fp16_res)
         self.seed = seed
+        self.filter_window = filter_window
 
         self.spec = synthesis_spec(
             img_resolution, img_channels=img_channels, channel_base=channel_base,
@@ -61,7 +63,7 @@ class SynthesisNetwork(keras.layers.Layer):
             last_stopband_rel=last_stopband_rel, margin_size=margin_size,
             conv_kernel=conv_kernel, use_radial_filters=use_radial_filters,
             filter_size=filter_size, lrelu_upsampling=lrelu_upsampling,
-            num_fp16_res=num_fp16_res,
+            num_fp16_res=num_fp16_res, filter_window=filter_window,
         )
         self.num_ws = self.spec.num_ws
         spec_in = self.spec.input
@@ -99,9 +101,12 @@ class SynthesisNetwork(keras.layers.Layer):
             layer.build()
 
     def call(self, ws, update_emas=False, return_activations=False, transform=None,
-             training=None):
-        # `training=False` (Keras's `predict`): no gradient will be taken, so
-        # the resampling may pick its fastest inference form.
+             noise_mode="random", training=None):
+        # `noise_mode` is accepted for StyleGAN2's interface; these layers
+        # have no noise inputs. `training=False` (Keras's `predict`): no
+        # gradient will be taken, so the resampling may pick its fastest
+        # inference form.
+        check_noise_mode(noise_mode)
         with inference_resampling() if training is False else contextlib.nullcontext():
             return self._synthesize(ws, update_emas, return_activations, transform)
 
@@ -134,6 +139,6 @@ class SynthesisNetwork(keras.layers.Layer):
                 "num_layers", "num_critical", "first_cutoff", "first_stopband",
                 "last_stopband_rel", "margin_size", "output_scale", "conv_kernel",
                 "filter_size", "lrelu_upsampling", "use_radial_filters", "conv_clamp",
-                "magnitude_ema_beta", "num_fp16_res", "seed")
+                "magnitude_ema_beta", "num_fp16_res", "seed", "filter_window")
         })
         return config

@@ -37,6 +37,7 @@ def transformed_synthesis(G, ws, translate=(0.0, 0.0), angle=0.0):
     Returns:
         numpy float64 images `[N, R, R, C]`.
     """
+    check_input_transform(G)
     n = ws.shape[0]
     test = ops.convert_to_numpy(content_transform_matrices(
         np.tile(np.asarray(translate, np.float32)[None], (n, 1)),
@@ -45,8 +46,19 @@ def transformed_synthesis(G, ws, translate=(0.0, 0.0), angle=0.0):
     stored = np.asarray(ops.convert_to_numpy(G.synthesis.input.transform), np.float64)
     transforms = (np.linalg.inv(stored) @ test).astype(np.float32)
     with inference_scope():
-        images = G.synthesis(ws, transform=transforms)
+        # The stored per-pixel noise (where a generator has noise inputs), as
+        # the reference measures: both sides see the same noise.
+        images = G.synthesis(ws, transform=transforms, noise_mode="const")
     return np.asarray(ops.convert_to_numpy(images), np.float64)
+
+
+def check_input_transform(G):
+    """Raise unless `G` has an input transform for the EQ metrics to move."""
+    if not G.has_input_transform:
+        raise ValueError(
+            f"EQ-T, EQ-T_frac and EQ-R move the content through the generator's input transform. "
+            f"A {type(G).__name__} (StyleGAN2, config A) has a learned constant input and no "
+            "input transform, so there is nothing to move: these metrics do not apply to it.")
 
 
 def _mapping(G, z, c):
@@ -131,6 +143,7 @@ def sampled_equivariance(G, metric, num=50000, batch_size=4, seed=0, labels=None
     (e.g. the dataset's) are drawn for conditional models; without them,
     classes are drawn uniformly.
     """
+    check_input_transform(G)
     if metric not in EQ_METRICS:
         raise ValueError(f"Expected metric in {EQ_METRICS}. Received: {metric!r}")
     if int(num) < 1 or int(batch_size) < 1:

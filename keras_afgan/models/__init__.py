@@ -8,3 +8,4 @@ from keras_afgan.models.presets import PRESETS
 from keras_afgan.models.presets import discriminator_from_preset
 from keras_afgan.models.presets import generator_from_preset
 from keras_afgan.models.sampling import inference_scope
+from keras_afgan.models.stylegan2 import StyleGAN2Generator

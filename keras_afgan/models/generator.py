@@ -46,7 +46,14 @@ class Generator(keras.Model):
             `s * 2^num_fp16_res > R`); no effect under float32.
         mapping_layers, mapping_lr_multiplier, w_avg_beta: the mapping network.
         seed: seed of the random Fourier frequencies and phases.
+        filter_window: window of the up/down filters: "kaiser" (the
+            paper's), "lanczos" or "gaussian" (the filter ablation; see
+            `keras_afgan.ops.filter_design.filter_window`).
     """
+
+    # `G.synthesis.input.transform` moves the content (equivariance metrics,
+    # the SavedModel's synthesis signature).
+    has_input_transform = True
 
     def __init__(self, z_dim=512, c_dim=0, w_dim=512, img_resolution=256, img_channels=3,
                  channel_base=32768, channel_max=512, num_layers=14, num_critical=2,
@@ -54,7 +61,8 @@ class Generator(keras.Model):
                  margin_size=10, output_scale=0.25, conv_kernel=3, filter_size=6,
                  lrelu_upsampling=2, use_radial_filters=False, conv_clamp=256,
                  magnitude_ema_beta=0.999, num_fp16_res=4, mapping_layers=2,
-                 mapping_lr_multiplier=0.01, w_avg_beta=0.998, seed=None, **kwargs):
+                 mapping_lr_multiplier=0.01, w_avg_beta=0.998, seed=None, filter_window="kaiser",
+                 **kwargs):
         super().__init__(**kwargs)
         for name, value in (("z_dim", z_dim), ("w_dim", w_dim)):
             if int(value) != value or value < 1:
@@ -77,7 +85,8 @@ class Generator(keras.Model):
             output_scale=output_scale, conv_kernel=conv_kernel, filter_size=filter_size,
             lrelu_upsampling=lrelu_upsampling, use_radial_filters=use_radial_filters,
             conv_clamp=conv_clamp, magnitude_ema_beta=magnitude_ema_beta,
-            num_fp16_res=num_fp16_res, seed=seed, dtype=self.dtype_policy, name="synthesis",
+            num_fp16_res=num_fp16_res, seed=seed, filter_window=filter_window,
+            dtype=self.dtype_policy, name="synthesis",
         )
         self.num_ws = self.synthesis.num_ws
         self.mapping = MappingNetwork(
@@ -99,14 +108,14 @@ class Generator(keras.Model):
         self.built = True
 
     def call(self, z, c=None, truncation_psi=1.0, truncation_cutoff=None, update_emas=False,
-             training=None):
+             noise_mode="random", training=None):
         # `training` reaches the synthesis through Keras's call context
         # (`predict` passes False: see SynthesisNetwork.call).
         if isinstance(z, (list, tuple)) and c is None:  # G.predict((z, c)) passes one input
             z, c = z
         ws = self.mapping(z, c, truncation_psi=truncation_psi,
                           truncation_cutoff=truncation_cutoff, update_emas=update_emas)
-        return self.synthesis(ws, update_emas=update_emas)
+        return self.synthesis(ws, update_emas=update_emas, noise_mode=noise_mode)
 
     def compute_output_shape(self, z_shape, c_shape=None):
         r = self.img_resolution
@@ -150,6 +159,7 @@ class Generator(keras.Model):
             "mapping_lr_multiplier": self.mapping_lr_multiplier,
             "w_avg_beta": self.w_avg_beta,
             "seed": s.seed,
+            "filter_window": s.filter_window,
         }
 
 
@@ -166,6 +176,6 @@ def generator_with_dtype(generator, dtype):
     one trained under mixed precision, for inference and export."""
     if generator.dtype_policy.name == keras.dtype_policies.get(dtype).name:
         return generator
-    copy = Generator.from_config(dict(generator.get_config(), dtype=dtype))
+    copy = type(generator).from_config(dict(generator.get_config(), dtype=dtype))
     copy.set_weights(generator.get_weights())
     return copy

@@ -1,9 +1,13 @@
-"""Named configurations, as data: the one place that knows what makes config R.
+"""Named configurations, as data: the one place that knows what makes each config.
 
 `stylegan3-t` and `stylegan3-r` are the paper's configs. R differs from T in
 data only: 1x1 convolutions, radial (jinc) down filters, twice the
 generator's channel base and maximum, and a blur on every image the
 discriminator sees at the start of training (`blur_init_sigma`, fading out).
+`stylegan2` is the paper's baseline (config A): the StyleGAN2 generator
+(`generator_class`), an 8-layer mapping network, and its training recipe:
+style mixing (0.9), path-length regularisation (weight 2, lazy every 4
+iterations) and a G learning rate of 0.002 (`g_lr`; StyleGAN3's 0.0025).
 `channel_base`/`channel_max` are the reference's `--cbase`/`--cmax`: the
 discriminator's channels; the generator's are `generator_channel_scale`
 times them. Every setting can be overridden.
@@ -13,26 +17,51 @@ import copy
 
 from keras_afgan.models.discriminator import Discriminator
 from keras_afgan.models.generator import Generator
+from keras_afgan.models.stylegan2 import StyleGAN2Generator
+
+GENERATOR_CLASSES = {"Generator": Generator, "StyleGAN2Generator": StyleGAN2Generator}
 
 PRESETS = {
     "stylegan3-t": {
+        "generator_class": "Generator",
         "channel_base": 32768,
         "channel_max": 512,
         "generator_channel_scale": 1,
-        "generator": {"z_dim": 512, "w_dim": 512, "conv_kernel": 3, "use_radial_filters": False},
+        "generator": {"z_dim": 512, "w_dim": 512, "mapping_layers": 2, "conv_kernel": 3,
+                      "use_radial_filters": False},
         "discriminator": {},
+        "g_lr": 0.0025,
         # `AliasFreeGAN` arguments of a run from scratch.
         "training": {"blur_init_sigma": 0.0},
     },
     "stylegan3-r": {
+        "generator_class": "Generator",
         "channel_base": 32768,
         "channel_max": 512,
         "generator_channel_scale": 2,
-        "generator": {"z_dim": 512, "w_dim": 512, "conv_kernel": 1, "use_radial_filters": True},
+        "generator": {"z_dim": 512, "w_dim": 512, "mapping_layers": 2, "conv_kernel": 1,
+                      "use_radial_filters": True},
         "discriminator": {},
+        "g_lr": 0.0025,
         "training": {"blur_init_sigma": 10.0},
     },
+    "stylegan2": {
+        "generator_class": "StyleGAN2Generator",
+        "channel_base": 32768,
+        "channel_max": 512,
+        "generator_channel_scale": 1,
+        "generator": {"z_dim": 512, "w_dim": 512, "mapping_layers": 8, "architecture": "skip"},
+        "discriminator": {},
+        "g_lr": 0.002,
+        "training": {"blur_init_sigma": 0.0, "mixing_prob": 0.9, "pl_weight": 2.0,
+                     "g_reg_interval": 4},
+    },
 }
+
+
+def is_generator(model):
+    """Whether `model` is a keras_afgan generator (`Generator` or `StyleGAN2Generator`)."""
+    return isinstance(model, tuple(GENERATOR_CLASSES.values()))
 
 
 def get_preset(name):
@@ -63,11 +92,16 @@ def training_kwargs(name):
     return get_preset(name)["training"]
 
 
+def generator_class(name):
+    """The generator class of preset `name` (`Generator` or `StyleGAN2Generator`)."""
+    return GENERATOR_CLASSES[get_preset(name)["generator_class"]]
+
+
 def generator_from_preset(name, img_resolution, **overrides):
-    """A `Generator` with the preset's settings, `img_resolution` and overrides."""
+    """A generator with the preset's settings, `img_resolution` and overrides."""
     kwargs, _ = network_kwargs(name)
     kwargs.update(overrides)
-    return Generator(img_resolution=img_resolution, **kwargs)
+    return generator_class(name)(img_resolution=img_resolution, **kwargs)
 
 
 def discriminator_from_preset(name, img_resolution, **overrides):
@@ -78,10 +112,14 @@ def discriminator_from_preset(name, img_resolution, **overrides):
 
 
 def preset_of(generator):
-    """The name of the preset whose kind of layers (conv kernel, radial
-    filters) `generator` has, or None."""
+    """The name of the preset whose kind of generator (class; conv kernel and
+    radial filters for StyleGAN3) `generator` is, or None."""
     s = generator.synthesis
     for name, preset in PRESETS.items():
+        if not isinstance(generator, GENERATOR_CLASSES[preset["generator_class"]]):
+            continue
+        if isinstance(generator, StyleGAN2Generator):
+            return name
         settings = preset["generator"]
         if (settings["conv_kernel"] == s.conv_kernel
                 and settings["use_radial_filters"] == s.use_radial_filters):

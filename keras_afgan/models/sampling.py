@@ -73,10 +73,16 @@ def generated_batches(G, num, batch_size=16, seed=0, truncation_psi=1.0, labels=
 
 
 def generate_images(generator, seeds, truncation_psi=1.0, class_idx=None, translate=(0, 0),
-                    rotate=0.0):
-    """Images `[len(seeds), R, R, C]` for integer seeds, as the reference draws z."""
+                    rotate=0.0, noise_mode="const"):
+    """Images `[len(seeds), R, R, C]` for integer seeds, as the reference draws z.
+
+    `noise_mode`: a StyleGAN2 generator's per-pixel noise, "const" (its
+    stored noise: an image per seed, the reference's `gen_images.py`
+    default), "random" or "none".
+    """
     c = class_labels(generator, len(seeds), class_idx)
     set_content_transform(generator, translate, rotate)
     with inference_scope():
         return ops.convert_to_numpy(generator(seed_latents(generator, seeds), c,
-                                              truncation_psi=truncation_psi))
+                                              truncation_psi=truncation_psi,
+                                              noise_mode=noise_mode))

@@ -18,7 +18,18 @@ def make_transform(translate=(0.0, 0.0), angle_degrees=0.0):
 
 
 def set_content_transform(generator, translate=(0.0, 0.0), angle_degrees=0.0):
-    """Move what `generator` draws by `translate` (fractions of the image) and rotate it."""
+    """Move what `generator` draws by `translate` (fractions of the image) and rotate it.
+
+    A generator without an input transform (StyleGAN2's learned constant)
+    accepts only the identity.
+    """
+    if not generator.has_input_transform:
+        if any(float(t) for t in translate) or float(angle_degrees):
+            raise ValueError(
+                f"A {type(generator).__name__} has no input transform (its input is a learned "
+                f"constant): expected translate=(0, 0) and rotate=0. Received: "
+                f"translate={tuple(translate)}, rotate={angle_degrees}")
+        return
     m = np.linalg.inv(make_transform(translate, angle_degrees))
     generator.synthesis.input.transform.assign(m.astype(np.float32))
 

@@ -1,8 +1,9 @@
 """Low-pass FIR filter design for the alias-free layers (numpy/scipy only).
 
 Filters are constants computed once from a layer's configuration: the
-separable Kaiser-windowed sinc of config T and the radial (jinc) down filter of
-config R. Nothing here touches a Keras backend.
+separable windowed sinc of config T and the radial (jinc) down filter of
+config R. The window is Kaiser's (the paper's), or, for the paper's filter
+ablation, Lanczos's or a Gaussian. Nothing here touches a Keras backend.
 """
 
 import numpy as np
@@ -10,7 +11,30 @@ import scipy.signal
 import scipy.special
 
 
-def design_lowpass_filter(numtaps, cutoff, width, fs, radial=False):
+FILTER_WINDOWS = ("kaiser", "lanczos", "gaussian")
+
+
+def filter_window(numtaps, width, fs, window="kaiser"):
+    """The 1-D window `[numtaps]` of the filter design.
+
+    - "kaiser": the Kaiser window whose beta `scipy.signal.firwin` picks for
+      the transition band `width` (Kaiser's formula for the attenuation).
+    - "lanczos": `sinc(2 n / (numtaps - 1) - 1)`, the central lobe of a
+      sinc (`scipy.signal.windows.lanczos`); it ignores `width`.
+    - "gaussian": `exp(-n'^2 / (2 sigma^2))` with `sigma = (numtaps - 1) / 6`
+      (the ends at 3 sigma); it ignores `width`.
+    """
+    if window not in FILTER_WINDOWS:
+        raise ValueError(f"Expected filter_window in {FILTER_WINDOWS}. Received: {window!r}")
+    if window == "kaiser":
+        beta = scipy.signal.kaiser_beta(scipy.signal.kaiser_atten(numtaps, width / (fs / 2)))
+        return scipy.signal.get_window(("kaiser", beta), numtaps, fftbins=False)
+    if window == "lanczos":
+        return scipy.signal.get_window("lanczos", numtaps, fftbins=False)
+    return scipy.signal.get_window(("gaussian", (numtaps - 1) / 6), numtaps, fftbins=False)
+
+
+def design_lowpass_filter(numtaps, cutoff, width, fs, radial=False, window="kaiser"):
     """Design a low-pass FIR filter.
 
     Args:
@@ -20,29 +44,36 @@ def design_lowpass_filter(numtaps, cutoff, width, fs, radial=False):
         width: transition band width, `2 * f_h`.
         fs: sampling rate s of the signal the filter runs at.
         radial: design the rotation-invariant 2-D jinc filter (config R)
-            instead of the separable 1-D Kaiser-windowed sinc.
+            instead of the separable 1-D windowed sinc.
+        window: "kaiser", "lanczos" or "gaussian" (see `filter_window`).
 
     Returns:
-        `None`, a float32 array `[numtaps]` (separable; equal to
+        `None`, a float32 array `[numtaps]` (separable: the sinc of `cutoff`
+        times the window, summing to 1; with Kaiser's window equal to
         `scipy.signal.firwin(numtaps, cutoff, width=width, fs=fs)`), or a
-        float32 array `[numtaps, numtaps]` (radial) that sums to 1.
+        float32 array `[numtaps, numtaps]` (radial: the jinc times the
+        outer product of the window) that sums to 1.
     """
     numtaps = int(numtaps)
     if numtaps < 1:
         raise ValueError(f"Expected numtaps >= 1. Received: numtaps={numtaps}")
     if numtaps == 1:
         return None
+    w = filter_window(numtaps, width, fs, window)
+    if not radial and window == "kaiser":  # bit-identical to the reference's design
+        return scipy.signal.firwin(numtaps=numtaps, cutoff=cutoff, width=width,
+                                   fs=fs).astype(np.float32)
     if not radial:
-        f = scipy.signal.firwin(numtaps=numtaps, cutoff=cutoff, width=width, fs=fs)
-        return f.astype(np.float32)
+        # The ideal low-pass sinc(2 f_c t) times the window, DC gain 1 (firwin's steps).
+        t = (np.arange(numtaps, dtype=np.float64) - (numtaps - 1) / 2) / fs
+        f = np.sinc(2 * cutoff * t) * w
+        return (f / np.sum(f)).astype(np.float32)
     # Radial: jinc(2*pi*f_c*r) is the 2-D ideal low-pass; window it with the
-    # outer product of the Kaiser window that firwin would use for this width.
+    # outer product of the 1-D window.
     x = (np.arange(numtaps, dtype=np.float64) - (numtaps - 1) / 2) / fs
     r = np.hypot(*np.meshgrid(x, x))
     safe_r = np.where(r == 0, 1.0, r)
     f = np.where(r == 0, cutoff, scipy.special.j1(2 * np.pi * cutoff * safe_r) / (np.pi * safe_r))
-    beta = scipy.signal.kaiser_beta(scipy.signal.kaiser_atten(numtaps, width / (fs / 2)))
-    w = np.kaiser(numtaps, beta)
     f = f * np.outer(w, w)
     f = f / np.sum(f)
     return f.astype(np.float32)

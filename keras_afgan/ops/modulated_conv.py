@@ -3,10 +3,11 @@
 import keras
 from keras import ops
 
+from keras_afgan.ops.conv import conv2d_transpose_stride2
 from keras_afgan.ops.conv import conv2d_valid
 
 
-def modulated_conv2d(x, weight, styles, demodulate=True, input_gain=None):
+def modulated_conv2d(x, weight, styles, demodulate=True, input_gain=None, padding=None, up=1):
     """Convolve each sample with the shared weight modulated by its styles.
 
     Steps: if demodulating, normalise the weight by its RMS per output channel
@@ -32,10 +33,17 @@ def modulated_conv2d(x, weight, styles, demodulate=True, input_gain=None):
         styles: `[N, I]`.
         demodulate: whether to (pre-)normalise and demodulate.
         input_gain: `None` or a scalar multiplying the input.
+        padding: zero padding on every side (`None`: `k - 1`); only with `up=1`.
+        up: 1, or 2 for the transposed convolution with stride 2.
 
     Returns:
-        `[N, H + k - 1, W + k - 1, O]`.
+        `[N, H + 2 p - k + 1, W + 2 p - k + 1, O]` with `up=1`;
+        `[N, 2 (H - 1) + k, 2 (W - 1) + k, O]` with `up=2`.
     """
+    if up not in (1, 2):
+        raise ValueError(f"Expected up to be 1 or 2. Received: up={up!r}")
+    if up == 2 and padding is not None:
+        raise ValueError(f"Expected padding=None with up=2. Received: padding={padding!r}")
     # The weight's normalisation, the styles and the demodulation coefficients
     # are computed in float32 whatever the input's dtype (as the reference
     # does under mixed precision); only the products with x and the
@@ -51,14 +59,17 @@ def modulated_conv2d(x, weight, styles, demodulate=True, input_gain=None):
     scale = styles if input_gain is None else styles * ops.cast(input_gain, "float32")
     x = x * ops.cast(scale, x.dtype)[:, None, None, :]
     weight = ops.cast(weight, x.dtype)
-    if k == 1:
+    pad = k - 1 if padding is None else int(padding)
+    if up == 2:
+        x = conv2d_transpose_stride2(x, weight)
+    elif k == 1 and pad == 0:
         x = ops.einsum("nhwi,io->nhwo", x, weight[0, 0])
-    elif keras.config.backend() == "torch":
+    elif keras.config.backend() == "torch" and pad == k - 1:
         from keras_afgan.ops import torch_kernels
 
         x = torch_kernels.conv2d_full(x, weight)  # no layout copies
     else:
-        x = ops.pad(x, [[0, 0], [k - 1, k - 1], [k - 1, k - 1], [0, 0]])
+        x = ops.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
         x = conv2d_valid(x, weight)
     if demodulate:
         x = x * ops.cast(dcoefs, x.dtype)[:, None, None, :]

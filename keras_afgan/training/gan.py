@@ -25,24 +25,32 @@ from keras import ops
 
 from keras_afgan.augment.pipe import NUM_DRAWS
 from keras_afgan.layers.statistics import cross_replica_mean
-from keras_afgan.models.generator import Generator
 from keras_afgan.ops.blur import blur_images
 from keras_afgan.training import losses
 from keras_afgan.training.optimizers import Adam
 from keras_afgan.training.steps import backend_module
 
 
-def default_optimizers(r1_interval=16, g_lr=0.0025, d_lr=0.002):
+def mix_styles(ws, other, cutoff):
+    """`ws` with the entries from index `cutoff` on (along axis 1) taken from `other`."""
+    take = ops.arange(ws.shape[1]) >= ops.cast(cutoff, "int32")
+    return ops.where(take[None, :, None], other, ws)
+
+
+def default_optimizers(r1_interval=16, g_lr=0.0025, d_lr=0.002, g_reg_interval=0):
     """Adam (betas 0, 0.99; eps 1e-8, in torch's form) for G and for D.
 
     D takes `r1_interval + 1` steps per `r1_interval` iterations, so its
     learning rate is scaled by `r1_interval / (r1_interval + 1)` and its betas
-    raised to that power, as in the reference. The optimizer is
+    raised to that power, as in the reference; so is G's by
+    `g_reg_interval / (g_reg_interval + 1)` when it has a lazy
+    path-length phase (`g_reg_interval > 0`). The optimizer is
     `keras_afgan.training.optimizers.Adam`: epsilon is added to the
     bias-corrected `sqrt(v_hat)` as `torch.optim.Adam` does.
     """
     ratio = r1_interval / (r1_interval + 1) if r1_interval else 1.0
-    g_opt = Adam(g_lr, beta_1=0.0, beta_2=0.99, epsilon=1e-8, name="adam_g")
+    g_ratio = g_reg_interval / (g_reg_interval + 1) if g_reg_interval else 1.0
+    g_opt = Adam(g_lr * g_ratio, beta_1=0.0, beta_2=0.99**g_ratio, epsilon=1e-8, name="adam_g")
     d_opt = Adam(d_lr * ratio, beta_1=0.0, beta_2=0.99**ratio, epsilon=1e-8, name="adam_d")
     return g_opt, d_opt
 
@@ -101,7 +109,7 @@ def deserialize_optimizer(config):
 
 @keras.saving.register_keras_serializable(package="keras_afgan")
 class AliasFreeGAN(keras.Model):
-    """Trains a `Generator` against a `Discriminator` with `fit`.
+    """Trains a `Generator` (or `StyleGAN2Generator`) against a `Discriminator` with `fit`.
 
     `fit` takes batches of real images `[N, R, R, C]` in [-1, 1] (NHWC), or
     `(images, labels)` with one-hot labels `[N, c_dim]` for conditional
@@ -137,12 +145,23 @@ class AliasFreeGAN(keras.Model):
             since the last move (over all replicas). None keeps `p` fixed.
         ada_interval: iterations between adjustments of `p`.
         ada_kimg: thousands of images for `p` to move by 1.
+        mixing_prob: style mixing: with this probability per batch, the ws
+            from a random index in `[1, num_ws)` on come from a second z
+            (StyleGAN2 trains with 0.9; StyleGAN3 with 0).
+        pl_weight: path-length regularisation weight (StyleGAN2: 2; 0 off).
+            Greg runs every `g_reg_interval` iterations on the first
+            `N // pl_batch_shrink` samples: `g_reg_interval * pl_weight *
+            mean((|J_w^T y| - a)^2)`, with y ~ N(0, 1) / R, the length taken
+            as `sqrt(mean over ws of sum over w_dim)` of the gradient, and `a`
+            (`pl_mean`) its moving average with decay `pl_decay`.
+        pl_decay, pl_batch_shrink, g_reg_interval: see `pl_weight`.
     """
 
     def __init__(self, generator, discriminator, r1_gamma=2.0, r1_interval=16, ema_kimg=10.0,
                  ema_rampup=0.05, blur_init_sigma=0.0, blur_fade_kimg=200.0, seed=None,
                  augment_pipe=None, ada_target=None, ada_interval=4, ada_kimg=500.0,
-                 **kwargs):
+                 mixing_prob=0.0, pl_weight=0.0, pl_decay=0.01, pl_batch_shrink=2,
+                 g_reg_interval=4, **kwargs):
         super().__init__(**kwargs)
         if generator.c_dim != discriminator.c_dim:
             raise ValueError(
@@ -171,11 +190,25 @@ class AliasFreeGAN(keras.Model):
         if int(ada_interval) < 1 or not float(ada_kimg) > 0:
             raise ValueError("Expected ada_interval >= 1 and ada_kimg > 0. Received: "
                              f"ada_interval={ada_interval!r}, ada_kimg={ada_kimg!r}")
+        if not 0 <= mixing_prob <= 1:
+            raise ValueError(f"Expected mixing_prob in [0, 1]. Received: {mixing_prob!r}")
+        if not pl_weight >= 0 or not 0 <= pl_decay <= 1:
+            raise ValueError(f"Expected pl_weight >= 0 and pl_decay in [0, 1]. Received: "
+                             f"pl_weight={pl_weight!r}, pl_decay={pl_decay!r}")
+        for name, value in (("pl_batch_shrink", pl_batch_shrink),
+                            ("g_reg_interval", g_reg_interval)):
+            if isinstance(value, bool) or int(value) != value or value < 1:
+                raise ValueError(f"Expected {name} to be a positive integer. Received: {value!r}")
+        self.mixing_prob = float(mixing_prob)
+        self.pl_weight = float(pl_weight)
+        self.pl_decay = float(pl_decay)
+        self.pl_batch_shrink = int(pl_batch_shrink)
+        self.g_reg_interval = int(g_reg_interval)
         self.augment_pipe = augment_pipe
         self.ada_target = None if ada_target is None else float(ada_target)
         self.ada_interval = int(ada_interval)
         self.ada_kimg = float(ada_kimg)
-        self.generator_ema = Generator.from_config(
+        self.generator_ema = type(generator).from_config(
             dict(generator.get_config(), name=f"{generator.name}_ema"))
         self.generator_ema.trainable = False
         for target, source in zip(self.generator_ema.variables, generator.variables):
@@ -185,6 +218,9 @@ class AliasFreeGAN(keras.Model):
                                            initializer="zeros", trainable=False)
         self.iteration = self.add_weight(name="iteration", shape=(), dtype="int32",
                                          initializer="zeros", trainable=False)
+        if self.pl_weight > 0:
+            self.pl_mean = self.add_weight(name="pl_mean", shape=(), dtype="float32",
+                                           initializer="zeros", trainable=False, autocast=False)
         if augment_pipe is not None:
             # Sums of sign(D(real)) and of the logits counted since p last
             # moved, and the rt of that move (for the logs).
@@ -195,6 +231,8 @@ class AliasFreeGAN(keras.Model):
         self.trackers = {name: keras.metrics.Mean(name=name) for name in (
             "loss_G", "loss_D", "loss_D_real", "loss_D_gen", "r1_penalty", "D_real", "D_fake",
             "blur_sigma")}
+        if self.pl_weight > 0:
+            self.trackers["pl_penalty"] = keras.metrics.Mean(name="pl_penalty")
         if self.loss_scaling:
             self.trackers.update({name: keras.metrics.Sum(name=name)
                                   for name in ("skipped_steps_G", "skipped_steps_D")})
@@ -219,7 +257,8 @@ class AliasFreeGAN(keras.Model):
                 (compiled torch cannot do R1's double backward).
         """
         if optimizer is None:
-            default_g, default_d = default_optimizers(self.r1_interval)
+            default_g, default_d = default_optimizers(self.r1_interval,
+                                                      g_reg_interval=self.lazy_g_interval)
             optimizer = NetworkOptimizers(keras.optimizers.OptimizerMap(
                 self._with_loss_scale(d_optimizer or default_d),
                 {f"{re.escape(self.generator.name)}/.*":
@@ -260,6 +299,11 @@ class AliasFreeGAN(keras.Model):
     def precision(self):
         """The networks' dtype policy: "float32", "mixed_bfloat16" or "mixed_float16"."""
         return self.generator.dtype_policy.name
+
+    @property
+    def lazy_g_interval(self):
+        """The interval of the lazy path-length phase, or 0 without one."""
+        return self.g_reg_interval if self.pl_weight > 0 else 0
 
     @property
     def loss_scaling(self):
@@ -312,6 +356,25 @@ class AliasFreeGAN(keras.Model):
         return ops.power(0.5, batch_size / ops.maximum(ema_nimg, 1e-8))
 
     # ---------------------------------------------------------------- phases
+
+    def mapped_ws(self, z, c, update_emas=False):
+        """G's ws for `z`, style-mixed with probability `mixing_prob`: from a
+        cutoff drawn in `[1, num_ws)` on, the ws of a second z (one cutoff per
+        batch, as the reference)."""
+        G = self.generator
+        ws = G.mapping(z, c, update_emas=update_emas)
+        if self.mixing_prob <= 0:
+            return ws
+        cutoff = keras.random.randint((), 1, G.num_ws, seed=self.seed_generator)
+        mix = keras.random.uniform((), seed=self.seed_generator) < self.mixing_prob
+        cutoff = ops.where(mix, cutoff, G.num_ws)
+        other = G.mapping(keras.random.normal(ops.shape(z), seed=self.seed_generator), c)
+        return mix_styles(ws, other, cutoff)
+
+    def run_generator(self, z, c, update_emas=False):
+        """Images of G for `z` (style-mixed, see `mapped_ws`)."""
+        ws = self.mapped_ws(z, c, update_emas=update_emas)
+        return self.generator.synthesis(ws, update_emas=update_emas)
 
     def run_discriminator(self, images, c, blur_sigma=None, augment=None):
         """D's logits of `images`, blurred, then augmented (`augment`: the
@@ -392,7 +455,7 @@ class AliasFreeGAN(keras.Model):
         """
 
         def fn():
-            logits = self.run_discriminator(self.generator(z, c), c, blur_sigma,
+            logits = self.run_discriminator(self.run_generator(z, c), c, blur_sigma,
                                             self._augment_draws(augment, 0))
             return losses.generator_loss(logits), logits
 
@@ -407,7 +470,7 @@ class AliasFreeGAN(keras.Model):
         gen_c = c if gen_c is None else gen_c
         # The statistics G updates are means over the global batch (all replicas).
         with steps.no_grad(), cross_replica_mean(steps.replica_mean):
-            fake = ops.stop_gradient(self.generator(z, gen_c, update_emas=True))
+            fake = ops.stop_gradient(self.run_generator(z, gen_c, update_emas=True))
 
         def fn():
             fake_logits = self.run_discriminator(fake, gen_c, blur_sigma,
@@ -418,6 +481,41 @@ class AliasFreeGAN(keras.Model):
             return total, (loss_gen, loss_real, fake_logits, real_logits)
 
         return self._value_and_grad(fn, self.discriminator.trainable_variables, "D")
+
+    def phase_greg(self, z, c, pl_noise=None, noise_mode="random"):
+        """Greg: path-length regularisation (see `pl_weight`) on the first
+        `N // pl_batch_shrink` samples of `z`; aux is `(lengths, pl_mean)`,
+        `pl_mean` the moving average after this step (not yet stored).
+
+        `pl_noise`: the `[n, R, R, C]` image-space noise y (default: drawn,
+        `N(0, 1) / R`); `noise_mode`: G's per-pixel noise (StyleGAN2).
+        """
+        steps = backend_module()
+        G = self.generator
+        n = max(int(z.shape[0]) // self.pl_batch_shrink, 1)
+        z, c = z[:n], None if c is None else c[:n]
+        if pl_noise is None:
+            r = G.img_resolution
+            pl_noise = keras.random.normal((n, r, r, G.img_channels), seed=self.seed_generator) / r
+        pl_noise = ops.cast(pl_noise, "float32")
+        pl_mean_before = ops.convert_to_tensor(self.pl_mean)
+
+        def image_sum(ws):
+            images = ops.cast(G.synthesis(ws, noise_mode=noise_mode), "float32")
+            return ops.sum(images * pl_noise), None
+
+        def fn():
+            ws = self.mapped_ws(z, c)
+            grads, _ = steps.input_gradient(image_sum, ws, differentiable_input=True)
+            lengths = losses.path_lengths(grads)
+            # Moving average over all replicas; the penalty differentiates through it.
+            pl_mean = pl_mean_before + (steps.replica_mean(ops.mean(lengths))
+                                        - pl_mean_before) * self.pl_decay
+            penalty = ops.square(lengths - pl_mean)
+            loss = ops.mean(penalty) * self.pl_weight * self.g_reg_interval
+            return loss, (lengths, pl_mean)
+
+        return self._value_and_grad(fn, G.trainable_variables, "G")
 
     def phase_dreg(self, real, c, blur_sigma=None, augment=None):
         """Dreg: `r1_interval * mean(gamma / 2 * r1_penalty)`; aux is
@@ -506,12 +604,13 @@ class AliasFreeGAN(keras.Model):
     def train_step(self, *args):
         return backend_module().train_step(self, args[0] if len(args) == 1 else args)
 
-    def iteration_step(self, data, run_dreg=None):
-        """One training iteration: Gmain, Dmain, lazy Dreg, G-EMA update.
+    def iteration_step(self, data, run_dreg=None, run_greg=None):
+        """One training iteration: Gmain, lazy Greg, Dmain, lazy Dreg, G-EMA update.
 
-        `run_dreg`: whether this iteration runs Dreg; None decides in the step
-        (`iteration % r1_interval == 0`). Under a tf.distribute strategy the
-        choice is made before the step (`steps.tensorflow.make_train_function`).
+        `run_dreg`, `run_greg`: whether this iteration runs Dreg / Greg; None
+        decides in the step (`iteration % r1_interval == 0`, `iteration %
+        g_reg_interval == 0`). Under a tf.distribute strategy the choice is
+        made before the step (`steps.tensorflow.make_train_function`).
         With several replicas, `data` is this replica's shard of the batch.
         """
         steps = backend_module()
@@ -527,6 +626,24 @@ class AliasFreeGAN(keras.Model):
         loss_g, fake_logits, grads = self.phase_gmain(z, self._gen_labels(gen_c, 0, c), sigma,
                                                       augment)
         self._apply(grads, g_vars, "G")
+
+        if self.pl_weight > 0:
+            gen_c_greg = self._gen_labels(gen_c, 0, c)
+
+            def greg():
+                greg_z = keras.random.normal(z_shape, seed=self.seed_generator)
+                _, (lengths, pl_mean), grads = self.phase_greg(greg_z, gen_c_greg)
+                self._apply(grads, g_vars, "G")
+                self.pl_mean.assign(ops.stop_gradient(pl_mean))
+                penalty = ops.mean(ops.square(lengths - pl_mean))
+                self.trackers["pl_penalty"].update_state(penalty)
+                return penalty
+
+            if run_greg is None:
+                steps.cond(ops.equal(self.iteration % self.g_reg_interval, 0), greg,
+                           self._state())
+            elif run_greg:
+                greg()
 
         z = self._latents(latents, 1, z_shape)
         loss_d, (loss_gen, loss_real, _, real_logits), grads = self.phase_dmain(
@@ -636,6 +753,11 @@ class AliasFreeGAN(keras.Model):
             "ada_target": self.ada_target,
             "ada_interval": self.ada_interval,
             "ada_kimg": self.ada_kimg,
+            "mixing_prob": self.mixing_prob,
+            "pl_weight": self.pl_weight,
+            "pl_decay": self.pl_decay,
+            "pl_batch_shrink": self.pl_batch_shrink,
+            "g_reg_interval": self.g_reg_interval,
         }
 
     @classmethod

@@ -1,4 +1,4 @@
-"""Losses of the StyleGAN training recipe (non-saturating logistic + R1)."""
+"""Losses of the StyleGAN training recipe (non-saturating logistic, R1, path length)."""
 
 from keras import ops
 
@@ -18,6 +18,13 @@ def discriminator_loss(fake_logits, real_logits):
 def r1_penalty(real_grads):
     """Per-sample `sum((d sum(D(x)) / dx)^2)` of `[N, H, W, C]` gradients."""
     return ops.sum(ops.square(ops.cast(real_grads, "float32")), axis=(1, 2, 3))
+
+
+def path_lengths(ws_grads):
+    """Per-sample `sqrt(mean over ws of sum over w_dim of g^2)` of `[N, num_ws, w_dim]`
+    gradients (StyleGAN2's path length)."""
+    g = ops.cast(ws_grads, "float32")
+    return ops.sqrt(ops.mean(ops.sum(ops.square(g), axis=2), axis=1))
 
 
 def sanitize_gradients(grads):

@@ -22,6 +22,7 @@ import numpy as np
 from keras_afgan.convert.reference import reference_variables
 from keras_afgan.models.discriminator import Discriminator
 from keras_afgan.models.generator import Generator
+from keras_afgan.models.presets import GENERATOR_CLASSES
 from keras_afgan.models.saving import load_keras_file
 
 KINDS = "a reference snapshot .pkl, a training checkpoint .keras or an afgan-convert directory"
@@ -92,6 +93,9 @@ def _from_converted(path):
                      models.get("D"), augment)
 
 
+GENERATORS = tuple(GENERATOR_CLASSES.values())
+
+
 def _complete(path, kind, G, G_ema, D, augment):
     if G is None and G_ema is None:
         raise ValueError(f"Expected a generator (G or G_ema) in {path}. Received: none")
@@ -99,11 +103,15 @@ def _complete(path, kind, G, G_ema, D, augment):
         raise ValueError(
             f"Expected a discriminator (D) in {path} to fine-tune against. Received: only "
             "generators (a generator alone serves afgan-generate and afgan-export)")
-    for name, model, cls in (("G", G, Generator), ("G_ema", G_ema, Generator),
-                             ("D", D, Discriminator)):
-        if model is not None and not isinstance(model, cls):
-            raise ValueError(f"Expected {name} in {path} to be a {cls.__name__}. "
+    for name, model, kinds in (("G", G, GENERATORS), ("G_ema", G_ema, GENERATORS),
+                               ("D", D, (Discriminator,))):
+        if model is not None and not isinstance(model, kinds):
+            raise ValueError(f"Expected {name} in {path} to be a "
+                             f"{' or '.join(k.__name__ for k in kinds)}. "
                              f"Received: {type(model).__name__}")
+    if G is not None and G_ema is not None and type(G) is not type(G_ema):
+        raise ValueError(f"Expected G and G_ema in {path} to be of one class. Received: "
+                         f"{type(G).__name__} and {type(G_ema).__name__}")
     G, G_ema = (G if G is not None else G_ema), (G_ema if G_ema is not None else G)
     return Pretrained(path, kind, G, G_ema, D, augment)
 

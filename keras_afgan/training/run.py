@@ -20,10 +20,13 @@ from keras_afgan.images import save_image_grid
 from keras_afgan.models.discriminator import Discriminator
 from keras_afgan.models.generator import Generator
 from keras_afgan.models.presets import PRESETS
+from keras_afgan.models.presets import generator_class
+from keras_afgan.models.presets import get_preset
 from keras_afgan.models.presets import network_kwargs
 from keras_afgan.models.presets import preset_of
 from keras_afgan.models.presets import training_kwargs
 from keras_afgan.models.saving import load_keras_file
+from keras_afgan.ops.filter_design import FILTER_WINDOWS
 from keras_afgan.training.callbacks import TrainingMonitor
 from keras_afgan.training.callbacks import atomic_write_text
 from keras_afgan.training.callbacks import grid_inputs
@@ -79,7 +82,10 @@ class RunConfig:
     dlr: float = 0.002
     cbase: int = 32768
     cmax: int = 512
-    map_depth: int = 2
+    map_depth: int = None  # None: the preset's (2 for StyleGAN3, 8 for StyleGAN2)
+    mixing_prob: float = None  # None: the preset's (0 for StyleGAN3, 0.9 for StyleGAN2)
+    pl_weight: float = None  # None: the preset's (0 for StyleGAN3, 2 for StyleGAN2)
+    filter_window: str = "kaiser"  # StyleGAN3's filter window (the paper's ablation)
     mbstd_group: int = 4
     z_dim: int = 512
     w_dim: int = 512
@@ -120,7 +126,7 @@ class RunConfig:
 # Settings fixed by the networks themselves: a run started from pretrained
 # networks takes them from those, and refuses a flag that contradicts them.
 ARCHITECTURE = ("cfg", "resolution", "cbase", "cmax", "map_depth", "z_dim", "w_dim",
-                "num_layers", "margin_size")
+                "num_layers", "margin_size", "filter_window")
 
 
 def resolve_config(**settings):
@@ -149,6 +155,8 @@ def _validate(config):
         raise ValueError(f"Expected cfg in {CONFIGS}. Received: cfg={config.cfg!r}")
     for name in ("batch", "cbase", "cmax", "map_depth", "z_dim", "w_dim", "snap"):
         value = getattr(config, name)
+        if name == "map_depth" and value is None:
+            continue
         if int(value) != value or value < 1:
             raise ValueError(f"Expected {name} to be a positive integer. Received: {value!r}")
     for name in ("freezed", "conv_clamp", "fp16_res"):
@@ -166,6 +174,17 @@ def _validate(config):
                          f"Received: {config.metrics_num!r}")
     if config.gamma < 0:
         raise ValueError(f"Expected gamma >= 0. Received: {config.gamma!r}")
+    if config.filter_window not in FILTER_WINDOWS:
+        raise ValueError(f"Expected filter_window in {FILTER_WINDOWS}. "
+                         f"Received: {config.filter_window!r}")
+    if config.filter_window != "kaiser" and generator_class(config.cfg) is not Generator:
+        raise ValueError(f"Expected filter_window='kaiser' for cfg={config.cfg!r}: only the "
+                         f"alias-free generators have windowed filters. "
+                         f"Received: {config.filter_window!r}")
+    if config.mixing_prob is not None and not 0 <= config.mixing_prob <= 1:
+        raise ValueError(f"Expected mixing_prob in [0, 1]. Received: {config.mixing_prob!r}")
+    if config.pl_weight is not None and not config.pl_weight >= 0:
+        raise ValueError(f"Expected pl_weight >= 0. Received: {config.pl_weight!r}")
     check_strategy(config.strategy)
     if config.precision not in PRECISIONS:
         raise ValueError(f"Expected precision in {PRECISIONS}. Received: {config.precision!r}")
@@ -202,11 +221,16 @@ def build_networks(config, c_dim, resolution, img_channels=3):
     keras.utils.set_random_seed(config.seed)  # the same seed gives the same initial weights
     g_kwargs, d_kwargs = network_kwargs(config.cfg, config.cbase, config.cmax)
     g_kwargs.update(z_dim=config.z_dim, w_dim=config.w_dim)
-    G = Generator(
+    if config.map_depth is not None:
+        g_kwargs.update(mapping_layers=config.map_depth)
+    cls = generator_class(config.cfg)
+    if cls is Generator:  # the alias-free schedule's settings
+        g_kwargs.update(num_layers=config.num_layers, margin_size=config.margin_size,
+                        magnitude_ema_beta=_magnitude_ema_beta(config),
+                        filter_window=config.filter_window)
+    G = cls(
         c_dim=c_dim, img_resolution=resolution, img_channels=img_channels,
-        num_layers=config.num_layers, margin_size=config.margin_size,
         conv_clamp=_conv_clamp(config), num_fp16_res=config.fp16_res,
-        magnitude_ema_beta=_magnitude_ema_beta(config), mapping_layers=config.map_depth,
         seed=config.seed, dtype=config.precision, name="generator", **g_kwargs,
     )
     D = Discriminator(
@@ -233,10 +257,20 @@ def augment_settings(config, fine_tune=False):
 
 
 def _compile(gan, config):
-    g_opt, d_opt = default_optimizers(
-        gan.r1_interval, g_lr=0.0025 if config.glr is None else config.glr, d_lr=config.dlr)
+    g_lr = get_preset(config.cfg)["g_lr"] if config.glr is None else config.glr
+    g_opt, d_opt = default_optimizers(gan.r1_interval, g_lr=g_lr, d_lr=config.dlr,
+                                      g_reg_interval=gan.lazy_g_interval)
     gan.compile(g_optimizer=g_opt, d_optimizer=d_opt)
     return gan
+
+
+def recipe_kwargs(config):
+    """The preset's training recipe (`AliasFreeGAN` arguments) with the run's overrides."""
+    recipe = dict(training_kwargs(config.cfg))
+    for name in ("mixing_prob", "pl_weight"):
+        if getattr(config, name) is not None:
+            recipe[name] = getattr(config, name)
+    return recipe
 
 
 def build_gan(config, c_dim, resolution, img_channels=3):
@@ -245,7 +279,7 @@ def build_gan(config, c_dim, resolution, img_channels=3):
     gan = AliasFreeGAN(
         G, D, r1_gamma=config.gamma, ema_kimg=config.batch * 10 / 32, ema_rampup=0.05,
         blur_fade_kimg=config.batch * 200 / 32, seed=config.seed,
-        **training_kwargs(config.cfg), **augment_settings(config),
+        **recipe_kwargs(config), **augment_settings(config),
     )
     return _compile(gan, config)
 
@@ -260,9 +294,13 @@ def pretrained_settings(pretrained):
         raise ValueError(
             f"The generator in {pretrained.path} (conv_kernel={s.conv_kernel}, "
             f"use_radial_filters={s.use_radial_filters}) is of none of the configs {CONFIGS}")
+    defaults = RunConfig(outdir="")
     return dict(cfg=cfg, resolution=G.img_resolution, cbase=D.channel_base, cmax=D.channel_max,
                 map_depth=G.mapping_layers, z_dim=G.z_dim, w_dim=G.w_dim,
-                num_layers=s.num_layers, margin_size=s.margin_size,
+                # A StyleGAN2 generator has no alias-free schedule: the defaults stand.
+                num_layers=getattr(s, "num_layers", defaults.num_layers),
+                margin_size=getattr(s, "margin_size", defaults.margin_size),
+                filter_window=getattr(s, "filter_window", defaults.filter_window),
                 conv_clamp=int(s.conv_clamp or 0), fp16_res=s.num_fp16_res,
                 mbstd_group=D.mbstd_group_size or 4)
 
@@ -305,10 +343,12 @@ def build_transfer_gan(config, pretrained, c_dim, img_channels):
             f"images; the data has {img_channels} channels")
     keras.utils.set_random_seed(config.seed)
     clamp = _conv_clamp(config)
-    G = Generator.from_config(dict(
-        pretrained.G_ema.get_config(), c_dim=c_dim, conv_clamp=clamp,
-        num_fp16_res=config.fp16_res, magnitude_ema_beta=_magnitude_ema_beta(config),
-        dtype=config.precision, name="generator", trainable=True))
+    g_config = dict(pretrained.G_ema.get_config(), c_dim=c_dim, conv_clamp=clamp,
+                    num_fp16_res=config.fp16_res, dtype=config.precision, name="generator",
+                    trainable=True)
+    if isinstance(pretrained.G_ema, Generator):
+        g_config.update(magnitude_ema_beta=_magnitude_ema_beta(config))
+    G = type(pretrained.G_ema).from_config(g_config)
     D = Discriminator.from_config(dict(
         pretrained.D.get_config(), c_dim=c_dim, conv_clamp=clamp, num_fp16_res=config.fp16_res,
         freeze_layers=config.freezed, mbstd_group_size=config.mbstd_group,
@@ -318,8 +358,9 @@ def build_transfer_gan(config, pretrained, c_dim, img_channels):
     d_fresh = ("mapping.",) if relabelled else ()
     initialised = {"G": copy_weights(G, pretrained.G, g_fresh),
                    "D": copy_weights(D, pretrained.D, d_fresh)}
+    recipe = dict(recipe_kwargs(config), blur_init_sigma=0.0)
     gan = AliasFreeGAN(G, D, r1_gamma=config.gamma, ema_kimg=config.batch * 10 / 32,
-                       ema_rampup=None, blur_init_sigma=0.0, seed=config.seed,
+                       ema_rampup=None, seed=config.seed, **recipe,
                        **augment_settings(config, fine_tune=True))
     # Initialised weights stay the constructor's copies of G's.
     copy_weights(gan.generator_ema, pretrained.G_ema, g_fresh)

@@ -30,9 +30,10 @@ def tile(frames, rows, cols):
 def _synthesize(G, ws, transforms=None, batch_size=8):
     out = []
     for i in range(0, len(ws), batch_size):
-        part = None if transforms is None else transforms[i:i + batch_size]
+        extra = {} if transforms is None else {"transform": transforms[i:i + batch_size]}
         with inference_scope():
-            images = G.synthesis(ws[i:i + batch_size], transform=part)
+            # The stored per-pixel noise (StyleGAN2): frames differ only by what moves.
+            images = G.synthesis(ws[i:i + batch_size], noise_mode="const", **extra)
         out.append(ops.convert_to_numpy(to_uint8(images)))
     return np.concatenate(out)
 
@@ -77,6 +78,10 @@ def sweep_frames(G, seeds, mode, num_frames=60, truncation_psi=1.0, class_idx=No
 
     `translate` `[T, 2]` / `angle` `[T]` (degrees) override the sweep of `mode`.
     """
+    if not G.has_input_transform:
+        raise ValueError(
+            f"A {type(G).__name__} has a learned constant input and no input transform to "
+            "sweep: use an interpolation video for it.")
     if translate is None or angle is None:
         translate, angle = sweep_transforms(mode, num_frames, max_translate, max_angle)
     z = seed_latents(G, seeds)

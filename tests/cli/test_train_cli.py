@@ -244,7 +244,13 @@ def test_bad_settings_are_refused(tmp_path):
     with pytest.raises(ValueError, match=r"Unknown preset 'huge'"):
         resolve_config(outdir=str(tmp_path), preset="huge")
     with pytest.raises(ValueError, match=r"Expected cfg in"):
-        resolve_config(outdir=str(tmp_path), cfg="stylegan2")
+        resolve_config(outdir=str(tmp_path), cfg="stylegan4")
+    with pytest.raises(ValueError, match=r"Expected filter_window='kaiser' for cfg='stylegan2'"):
+        resolve_config(outdir=str(tmp_path), cfg="stylegan2", filter_window="lanczos")
+    with pytest.raises(ValueError, match=r"Expected filter_window in"):
+        resolve_config(outdir=str(tmp_path), filter_window="hann")
+    with pytest.raises(ValueError, match=r"Expected mixing_prob in \[0, 1\]"):
+        resolve_config(outdir=str(tmp_path), mixing_prob=1.5)
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(ValueError, match="empty"):

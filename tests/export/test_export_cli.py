@@ -67,7 +67,8 @@ def test_library_export_refuses_a_non_generator_and_a_file_path(tmp_path):
     from keras_afgan.models import Discriminator
     from keras_afgan.models import Generator
 
-    with pytest.raises(TypeError, match="Expected a keras_afgan Generator. Received: Discriminator"):
+    with pytest.raises(TypeError, match="Expected a keras_afgan Generator or StyleGAN2Generator. "
+                                        "Received: Discriminator"):
         export_saved_model(Discriminator(img_resolution=16, channel_base=256, channel_max=16),
                            str(tmp_path / "x"))
     (tmp_path / "file").write_text("")

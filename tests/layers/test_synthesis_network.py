@@ -9,6 +9,7 @@ for this one layer; see BUILD_NOTES, known limits.)
 
 import keras
 import numpy as np
+import pytest
 
 import keras_afgan
 from keras_afgan.layers import SynthesisInput
@@ -72,3 +73,34 @@ def test_functional_wrapping_and_keras_file_round_trip(tmp_path):
     G2 = keras.saving.load_model(tmp_path / "G.keras")
     assert_close(G2.synthesis(ws), expected, atol=1e-6, what="loaded generator")
     assert_close(G2.synthesis.input.transform, G.synthesis.input.transform, what="transform")
+
+
+@pytest.mark.parametrize("window", ["lanczos", "gaussian"])
+def test_filter_window_reaches_every_layer(window):
+    """The switch acts in the schedule: every layer's filters are the design of
+    its spec's numbers with that window, and the images change."""
+    from keras_afgan.models import Generator
+    from keras_afgan.ops.filter_design import design_lowpass_filter
+
+    kwargs = dict(z_dim=8, w_dim=8, img_resolution=16, channel_base=256, channel_max=8,
+                  num_layers=4, num_critical=1, seed=1)
+    keras.utils.set_random_seed(0)
+    G = Generator(filter_window=window, **kwargs)
+    keras.utils.set_random_seed(0)
+    plain = Generator(**kwargs)
+    for layer in G.synthesis.synthesis_layers:
+        s = layer.spec
+        assert s.filter_window == window
+        if s.up_taps > 1:
+            np.testing.assert_array_equal(layer.up_filter, design_lowpass_filter(
+                s.up_taps, s.in_cutoff, 2 * s.in_half_width, s.tmp_sampling_rate, window=window))
+        if s.down_taps > 1:
+            np.testing.assert_array_equal(layer.down_filter, design_lowpass_filter(
+                s.down_taps, s.out_cutoff, 2 * s.out_half_width, s.tmp_sampling_rate,
+                radial=s.down_radial, window=window))
+    ws = np.random.default_rng(0).standard_normal((2, G.num_ws, 8)).astype("float32")
+    a, b = keras.ops.convert_to_numpy(G.synthesis(ws)), keras.ops.convert_to_numpy(
+        plain.synthesis(ws))
+    assert np.isfinite(a).all() and np.abs(a - b).max() > 1e-4
+    clone = Generator.from_config(G.get_config())
+    assert clone.synthesis.spec == G.synthesis.spec

@@ -127,3 +127,43 @@ def test_real_build_matches_reference():
     G, D = _from_presets(key)
     _check_against_reference(key, G, D)
     assert np.isfinite(keras.ops.convert_to_numpy(G.synthesis.synthesis_layers[-1].kernel)).all()
+
+
+STYLEGAN2 = json.loads(PRESETS_FILE.read_text())["stylegan2"] if PRESETS_FILE.exists() else {}
+
+
+def _stylegan2_settings(key):
+    # "stylegan2/1024" or "stylegan2/256/cbase16384"
+    _, resolution, *rest = key.split("/")
+    cbase = int(rest[0][len("cbase"):]) if rest else 32768
+    return int(resolution), cbase
+
+
+def test_stylegan2_reference_file_has_the_cases():
+    assert sorted(STYLEGAN2) == ["stylegan2/1024", "stylegan2/256/cbase16384"]
+
+
+@pytest.mark.parametrize("key", sorted(STYLEGAN2))
+@pytest.mark.parametrize("source", ["preset", "training"])
+def test_stylegan2_matches_reference(key, source, tmp_path):
+    """`stylegan2` (config A) at 1024 and at 256 with channel base 16384: G's
+    parameter count (trainable weights; the `noise_const` buffers and `w_avg`
+    excluded), num_ws and the mapping depth."""
+    from keras_afgan.models import StyleGAN2Generator
+
+    ref = STYLEGAN2[key]
+    resolution, cbase = _stylegan2_settings(key)
+    with shapes_only():
+        if source == "preset":
+            G = generator_from_preset("stylegan2", resolution, channel_base=cbase)
+        else:
+            config = resolve_config(outdir=str(tmp_path), cfg="stylegan2", resolution=resolution,
+                                    cbase=cbase)
+            G, _ = build_networks(config, c_dim=0, resolution=resolution)
+    assert isinstance(G, StyleGAN2Generator)
+    assert (G.z_dim, G.w_dim, G.c_dim) == (512, 512, 0)
+    assert G.num_ws == ref["num_ws"]
+    assert G.mapping_layers == ref["mapping_layers"]
+    buffers = [w.path for w in G.trainable_weights if w.path.endswith(("noise_const", "w_avg"))]
+    assert not buffers, f"buffers counted as parameters: {buffers}"
+    assert _num_params(G.trainable_weights) == ref["G_params"]

@@ -118,3 +118,51 @@ def test_gaussian_blur_filter_off(sigma):
 def test_resample_filter_1d():
     np.testing.assert_allclose(filter_design.resample_filter_1d(), np.array([1, 3, 3, 1]) / 8)
     np.testing.assert_allclose(filter_design.resample_filter_1d([1, 2, 1]), np.array([1, 2, 1]) / 4)
+
+
+# The paper's filter ablation: Lanczos and Gaussian windows instead of Kaiser.
+
+def _numpy_window(window, numtaps):
+    n = np.arange(numtaps, dtype=np.float64)
+    if window == "lanczos":  # sinc(2n/(N-1) - 1)
+        return np.sinc(2 * n / (numtaps - 1) - 1)
+    sigma = (numtaps - 1) / 6  # the documented choice: the ends at 3 sigma
+    return np.exp(-0.5 * ((n - (numtaps - 1) / 2) / sigma) ** 2)
+
+
+@pytest.mark.parametrize("window", ["lanczos", "gaussian"])
+@pytest.mark.parametrize("numtaps,cutoff,width,fs", DESIGNS)
+def test_separable_windows_equal_firwin(window, numtaps, cutoff, width, fs):
+    """scipy's own design with the same window (scipy.signal.firwin)."""
+    scipy_window = "lanczos" if window == "lanczos" else ("gaussian", (numtaps - 1) / 6)
+    expected = scipy.signal.firwin(numtaps, cutoff, window=scipy_window, fs=fs)
+    ours = filter_design.design_lowpass_filter(numtaps, cutoff, width, fs, window=window)
+    np.testing.assert_allclose(ours, expected, rtol=0, atol=2e-7)
+    np.testing.assert_allclose(filter_design.filter_window(numtaps, width, fs, window),
+                               _numpy_window(window, numtaps), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("window", ["lanczos", "gaussian"])
+def test_radial_windows_equal_jinc_times_window(window):
+    numtaps, cutoff, width, fs = 12, 2.378414230005442, 11.243171539989116, 32.0
+    centre = (numtaps - 1) / 2
+    w = _numpy_window(window, numtaps)
+    expected = np.zeros((numtaps, numtaps))
+    for i in range(numtaps):
+        for j in range(numtaps):
+            r = math.hypot((i - centre) / fs, (j - centre) / fs)
+            jinc = cutoff if r == 0 else scipy.special.j1(2 * math.pi * cutoff * r) / (math.pi * r)
+            expected[i, j] = jinc * w[i] * w[j]
+    expected /= expected.sum()
+    ours = filter_design.design_lowpass_filter(numtaps, cutoff, width, fs, radial=True,
+                                               window=window)
+    np.testing.assert_allclose(ours, expected, rtol=0, atol=2e-7)
+
+
+def test_windows_differ_and_unknown_window_is_refused():
+    designs = {w: filter_design.design_lowpass_filter(12, 2.0, 12.0, 32.0, window=w)
+               for w in filter_design.FILTER_WINDOWS}
+    assert np.abs(designs["lanczos"] - designs["kaiser"]).max() > 1e-3
+    assert np.abs(designs["gaussian"] - designs["kaiser"]).max() > 1e-3
+    with pytest.raises(ValueError, match="Expected filter_window in"):
+        filter_design.design_lowpass_filter(12, 2.0, 12.0, 32.0, window="hann")

@@ -8,9 +8,12 @@ keras.ops on top of them:
   `(loss, aux)`), return `(loss, aux, grads)` with the gradients w.r.t.
   `variables`; assignments made inside `fn` to any of `state` (statistics
   updates) take effect.
-- `input_gradient(fn, x)`: `fn(x)` returns `(total, aux)`; the gradient of
-  the scalar `total` w.r.t. the tensor `x`, itself differentiable (R1 needs
-  the double backward), and `aux`.
+- `input_gradient(fn, x, differentiable_input=False)`: `fn(x)` returns
+  `(total, aux)`; the gradient of the scalar `total` w.r.t. the tensor `x`,
+  itself differentiable (R1 and the path length need the double backward),
+  and `aux`. With `differentiable_input`, the outer gradient also flows
+  through `x` into whatever computed it (the path length's ws come from
+  the mapping network); otherwise `x` is a constant to it.
 - `cond(pred, fn, state)`: run `fn()` (which may assign to any of `state`)
   only where `pred` holds; returns `fn`'s scalar result or 0.
 - `no_grad()`: a context in which no gradient tape is needed.

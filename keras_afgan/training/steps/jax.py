@@ -81,7 +81,8 @@ def value_and_grad(fn, variables, state=()):
     return loss, aux, list(grads)
 
 
-def input_gradient(fn, x):
+def input_gradient(fn, x, differentiable_input=False):
+    del differentiable_input  # a nested jax.grad is differentiable in x either way
     grad, aux = jax.grad(fn, has_aux=True)(x)
     return grad, aux
 

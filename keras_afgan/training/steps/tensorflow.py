@@ -40,7 +40,8 @@ def value_and_grad(fn, variables, state=()):
     return loss, aux, grads
 
 
-def input_gradient(fn, x):
+def input_gradient(fn, x, differentiable_input=False):
+    del differentiable_input  # x is differentiable here either way (nested tape / grad)
     x = tf.convert_to_tensor(x)
     with tf.GradientTape() as tape:
         tape.watch(x)
@@ -62,8 +63,8 @@ def apply_gradients(optimizer, grads, variables):
     optimizer.apply(grads, variables)
 
 
-def train_step(model, data, run_dreg=None):
-    logs = model.iteration_step(data, run_dreg=run_dreg)
+def train_step(model, data, run_dreg=None, run_greg=None):
+    logs = model.iteration_step(data, run_dreg=run_dreg, run_greg=run_greg)
     if _multi_worker(model.distribute_strategy):
         # Keras reduces a multi-worker step's logs along axis 0, a batch axis: add one.
         logs = {name: value[None] for name, value in logs.items()}
@@ -95,21 +96,26 @@ def accelerator_present():
 
 
 def make_train_function(model):
-    """Under a strategy with lazy R1: a train function choosing between two
-    traced steps, with and without Dreg; otherwise None (Keras's own)."""
-    if not _distributed(model) or model.r1_interval == 0:
+    """Under a strategy with a lazy phase (R1, path length): a train function
+    choosing between traced steps with and without each; otherwise None
+    (Keras's own)."""
+    if not _distributed(model) or (model.r1_interval == 0 and model.lazy_g_interval == 0):
         return None
     if model.steps_per_execution != 1:
         raise ValueError(
             "Expected steps_per_execution=1 when training under a tf.distribute strategy (the "
             f"lazy R1 phase is chosen before each step). Received: {model.steps_per_execution}")
     # Keras's wrapping of a step in strategy.run and tf.function, once per choice.
-    functions = {run_dreg: model._make_function(functools.partial(train_step, model,
-                                                                  run_dreg=run_dreg))
-                 for run_dreg in (False, True)}
+    # Each traced on its first use.
+    functions = {
+        (dreg, greg): model._make_function(functools.partial(train_step, model, run_dreg=dreg,
+                                                             run_greg=greg))
+        for dreg in (False, True) for greg in (False, True)}
 
     def train_function(iterator):
         iteration = int(convert_to_numpy(model.iteration))
-        return functions[iteration % model.r1_interval == 0](iterator)
+        dreg = model.r1_interval > 0 and iteration % model.r1_interval == 0
+        greg = model.lazy_g_interval > 0 and iteration % model.lazy_g_interval == 0
+        return functions[(dreg, greg)](iterator)
 
     return train_function

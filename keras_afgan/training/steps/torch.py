@@ -49,8 +49,10 @@ def value_and_grad(fn, variables, state=()):
     return loss.detach(), aux, _mean_over_processes(grads)
 
 
-def input_gradient(fn, x):
-    x = convert_to_tensor(x).detach().requires_grad_(True)
+def input_gradient(fn, x, differentiable_input=False):
+    x = convert_to_tensor(x)
+    if not (differentiable_input and x.requires_grad):
+        x = x.detach().requires_grad_(True)
     total, aux = fn(x)
     (grad,) = torch.autograd.grad(total, x, create_graph=True)
     return grad, aux
