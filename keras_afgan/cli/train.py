@@ -43,6 +43,14 @@ flags.DEFINE_integer("map-depth", None, "Mapping network depth (default 2; style
 flags.DEFINE_enum("filter-window", None, ["kaiser", "lanczos", "gaussian"],
                   "Window of the StyleGAN3 up/down filters (default kaiser, the paper's; the "
                   "others are the paper's filter ablation).")
+flags.DEFINE_boolean("critical-sampling", None, "Ablation: sample every StyleGAN3 layer "
+                     "critically (f_c = s/2; the paper's configs before G).")
+flags.DEFINE_boolean("noise-inputs", None, "Ablation: per-pixel noise inputs in the StyleGAN3 "
+                     "layers, as StyleGAN2 has (the paper's configs before C).")
+flags.DEFINE_boolean("fixed-fourier", None, "Ablation: Fourier features not transformed by w "
+                     "(the paper's configs before H).")
+flags.DEFINE_float("stopband-start", None, "First layer's stopband f_t,0 (default 2**2.1).")
+flags.DEFINE_integer("margin-size", None, "StyleGAN3 layer margin in pixels (default 10).")
 flags.DEFINE_float("mixing", None, "Style mixing probability (default 0; stylegan2: 0.9).")
 flags.DEFINE_float("pl-weight", None, "Path-length regularisation weight, lazy every 4 "
                    "iterations (default 0; stylegan2: 2).")
@@ -109,6 +117,9 @@ def main(argv):
         target=_FLAGS.target, p=_FLAGS.p, augpipe=_FLAGS.augpipe,
         ada_kimg=_FLAGS["ada-kimg"].value, mixing_prob=_FLAGS.mixing,
         pl_weight=_FLAGS["pl-weight"].value, filter_window=_FLAGS["filter-window"].value,
+        critical_sampling=_FLAGS["critical-sampling"].value,
+        noise_inputs=_FLAGS["noise-inputs"].value, fixed_fourier=_FLAGS["fixed-fourier"].value,
+        stopband_start=_FLAGS["stopband-start"].value, margin_size=_FLAGS["margin-size"].value,
     )
     parse_metrics(config.metrics)  # before anything is loaded or written
     train(config, snapshot_metrics=snapshot_metrics)

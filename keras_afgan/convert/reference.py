@@ -186,9 +186,12 @@ def _generator_entries(G):
         "synthesis.input.transform": (inp.transform, "raw"),
         "synthesis.input.freqs": (inp.freqs, "raw"),
         "synthesis.input.phases": (inp.phases, "raw"),
-        "synthesis.input.affine.weight": (inp.affine.kernel, "dense"),
-        "synthesis.input.affine.bias": (inp.affine.bias, "raw"),
     })
+    # The ablation switches (no reference counterpart) name their weights as
+    # StyleGAN2 does, so fine-tuning and weight copies find them.
+    if inp.affine is not None:
+        entries["synthesis.input.affine.weight"] = (inp.affine.kernel, "dense")
+        entries["synthesis.input.affine.bias"] = (inp.affine.bias, "raw")
     for layer in G.synthesis.synthesis_layers:
         p = f"synthesis.{layer.name}"
         entries.update({
@@ -198,6 +201,9 @@ def _generator_entries(G):
             f"{p}.affine.weight": (layer.affine.kernel, "dense"),
             f"{p}.affine.bias": (layer.affine.bias, "raw"),
         })
+        if layer.noise_const is not None:
+            entries[f"{p}.noise_const"] = (layer.noise_const, "raw")
+            entries[f"{p}.noise_strength"] = (layer.noise_strength, "raw")
     return entries
 
 

@@ -36,6 +36,7 @@ class InputSpec:
     size: int
     sampling_rate: float
     bandwidth: float
+    transformed: bool = True  # w_0 rotates and translates the features (False: config H off)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +68,7 @@ class LayerSpec:
     reduced_precision: bool  # among the `num_fp16_res` highest-resolution layers
     # Fields added later have defaults, so that configs saved before them load.
     filter_window: str = "kaiser"  # window of the up/down filters (filter_design)
+    noise: bool = False  # per-pixel noise after the convolution, as StyleGAN2 adds it
 
     def to_config(self):
         """The fields as a JSON-able dict (for a layer's `get_config`)."""
@@ -132,6 +134,9 @@ def synthesis_spec(
     lrelu_upsampling=2,
     num_fp16_res=0,
     filter_window="kaiser",
+    critical_sampling=False,
+    noise_inputs=False,
+    fixed_fourier=False,
 ):
     """Compute the per-layer schedule of the synthesis network.
 
@@ -147,6 +152,16 @@ def synthesis_spec(
     `num_fp16_res` highest resolutions). `filter_window` ("kaiser",
     "lanczos", "gaussian") is the window of every layer's filters (the
     paper's filter ablation; `ops.filter_design.filter_window`).
+
+    The paper's other ablation switches act here too:
+    `critical_sampling=True` samples every layer critically, as the
+    reference does its last `num_critical`: f_c,i = s_i / 2 and f_t,i =
+    f_c,i * last_stopband_rel (so f_h,i = f_t,i - f_c,i), every layer's down
+    filter separable; the rates, sizes, channels (from the default cutoffs,
+    so capacity is unchanged) and the input's bandwidth stay the default
+    schedule's. `noise_inputs=True` gives every layer but ToRGB a per-pixel
+    noise input (`LayerSpec.noise`); `fixed_fourier=True` leaves the
+    Fourier features untransformed by w (`InputSpec.transformed`).
 
     Returns:
         A `SynthesisSpec` with `num_layers + 1` `LayerSpec`s.
@@ -180,6 +195,11 @@ def synthesis_spec(
     sizes[-2:] = r
     channels = np.rint(np.minimum((channel_base / 2) / cutoffs, channel_max))
     channels[-1] = img_channels
+    bandwidth = cutoffs[0]
+    if critical_sampling:
+        num_critical = num_layers + 1
+        cutoffs = rates / 2
+        half_widths = cutoffs * last_stopband_rel - cutoffs
 
     layers = []
     for i in range(num_layers + 1):
@@ -222,12 +242,14 @@ def synthesis_spec(
             is_critically_sampled=is_critical,
             reduced_precision=bool(rates[i] * 2**int(num_fp16_res) > r),
             filter_window=filter_window,
+            noise=bool(noise_inputs and not is_torgb),
         ))
     input_spec = InputSpec(
         channels=int(channels[0]),
         size=int(sizes[0]),
         sampling_rate=float(rates[0]),
-        bandwidth=float(cutoffs[0]),
+        bandwidth=float(bandwidth),
+        transformed=not fixed_fourier,
     )
     return SynthesisSpec(input=input_spec, layers=tuple(layers))
 

@@ -49,9 +49,13 @@ class SynthesisInput(keras.layers.Layer):
         sampling_rate: s, samples per unit.
         bandwidth: f_c of the first layer, the largest frequency radius.
         seed: seed for the random frequencies and phases.
+        transformed: whether w_0 rotates and translates the features (the
+            paper's config H). False: no affine layer; only the user
+            transforms move them (the ablation `fixed_fourier`).
     """
 
-    def __init__(self, w_dim, channels, size, sampling_rate, bandwidth, seed=None, **kwargs):
+    def __init__(self, w_dim, channels, size, sampling_rate, bandwidth, seed=None,
+                 transformed=True, **kwargs):
         super().__init__(**kwargs)
         self.w_dim = int(w_dim)
         self.channels = int(channels)
@@ -59,12 +63,16 @@ class SynthesisInput(keras.layers.Layer):
         self.sampling_rate = float(sampling_rate)
         self.bandwidth = float(bandwidth)
         self.seed = seed
-        self.affine = EqualizedDense(4, weight_init=0.0, bias_init=[1.0, 0.0, 0.0, 0.0],
-                                     dtype=self.dtype_policy, name="affine")
+        self.transformed = bool(transformed)
+        self.affine = None
+        if self.transformed:
+            self.affine = EqualizedDense(4, weight_init=0.0, bias_init=[1.0, 0.0, 0.0, 0.0],
+                                         dtype=self.dtype_policy, name="affine")
 
     def build(self, input_shape=None):
         freqs, phases = fourier_frequencies(self.channels, self.bandwidth, self.seed)
-        self.affine.build((None, self.w_dim))
+        if self.affine is not None:
+            self.affine.build((None, self.w_dim))
         self.kernel = self.add_weight(
             name="kernel", shape=(self.channels, self.channels),
             initializer=keras.initializers.RandomNormal(stddev=1.0, seed=self.seed),
@@ -82,7 +90,11 @@ class SynthesisInput(keras.layers.Layer):
         )
 
     def call(self, w, transform=None):
-        t = ops.cast(self.affine(w), "float32")  # [N, 4]
+        if self.affine is None:  # untransformed: the identity's (1, 0, 0, 0) per sample
+            t = ops.cast(ops.stack([ops.ones_like(w[:, 0])] + [ops.zeros_like(w[:, 0])] * 3,
+                                   axis=1), "float32")
+        else:
+            t = ops.cast(self.affine(w), "float32")  # [N, 4]
         t = t / ops.sqrt(ops.sum(ops.square(t[:, :2]), axis=1, keepdims=True))
         rc, rs, tx, ty = t[:, 0], t[:, 1], t[:, 2], t[:, 3]
         zero, one = ops.zeros_like(rc), ops.ones_like(rc)
@@ -124,5 +136,6 @@ class SynthesisInput(keras.layers.Layer):
             "sampling_rate": self.sampling_rate,
             "bandwidth": self.bandwidth,
             "seed": self.seed,
+            "transformed": self.transformed,
         })
         return config

@@ -22,7 +22,10 @@ class SynthesisLayer(keras.layers.Layer):
     (bias 1); modulated conv (demodulated, kernel `conv_kernel`, 'full'
     padding); `filtered_lrelu` with the up filter (f_c, f_h of the input side,
     at the temporary rate) and the down filter (output side; radial for
-    config R's non-critical layers). ToRGB: 1x1 conv, styles times
+    config R's non-critical layers). With `spec.noise` (the ablation
+    `noise_inputs`), per-pixel noise times a learned strength (initially 0)
+    is added after the convolution, as StyleGAN2 does: random per call,
+    the stored `noise_const`, or none (`noise_mode`). ToRGB: 1x1 conv, styles times
     `1 / sqrt(in_channels)`, no demodulation, no filters, slope 1, gain 1.
 
     Under a mixed dtype policy the convolution and the nonlinearity run in
@@ -50,6 +53,8 @@ class SynthesisLayer(keras.layers.Layer):
         self.up_filter, self.down_filter = layer_filters(self.spec)
         self.affine = EqualizedDense(self.spec.in_channels, bias_init=1.0,
                                      dtype=self.dtype_policy.variable_dtype, name="affine")
+        self.seed_generator = (keras.random.SeedGenerator(name="noise_seed")
+                               if self.spec.noise else None)
 
     def build(self, input_shape=None):
         self.affine.build((None, self.w_dim))
@@ -63,13 +68,22 @@ class SynthesisLayer(keras.layers.Layer):
         self.magnitude_ema = self.add_weight(
             name="magnitude_ema", shape=(), initializer="ones", trainable=False, autocast=False,
         )
+        self.noise_const = self.noise_strength = None
+        if s.noise:  # at the convolution's output size ('full' padding)
+            size = s.in_size + s.conv_kernel - 1
+            self.noise_const = self.add_weight(
+                name="noise_const", shape=(size, size),
+                initializer=keras.initializers.RandomNormal(stddev=1.0), trainable=False,
+                autocast=False)
+            self.noise_strength = self.add_weight(name="noise_strength", shape=(),
+                                                  initializer="zeros")
 
     @property
     def input_dtype(self):
         # w reaches the (float32) affine layer unrounded; x is cast below.
         return self.dtype_policy.variable_dtype
 
-    def call(self, x, w, update_emas=False):
+    def call(self, x, w, update_emas=False, noise_mode="random"):
         if update_emas:
             magnitude = batch_mean(ops.square(ops.cast(x, "float32")))
             beta = self.magnitude_ema_beta
@@ -81,6 +95,14 @@ class SynthesisLayer(keras.layers.Layer):
             styles = styles * (1 / math.sqrt(s.in_channels * s.conv_kernel**2))
         x = modulated_conv2d(ops.cast(x, self.compute_dtype), self.kernel, styles,
                              demodulate=not s.is_torgb, input_gain=input_gain)
+        if s.noise and noise_mode != "none":
+            if noise_mode == "const":
+                noise = ops.cast(self.noise_const, x.dtype)[None, :, :, None]
+            else:
+                size = s.in_size + s.conv_kernel - 1
+                noise = ops.cast(keras.random.normal((ops.shape(x)[0], size, size, 1),
+                                                     seed=self.seed_generator), x.dtype)
+            x = x + noise * ops.cast(self.noise_strength, x.dtype)
         return filtered_lrelu(
             x, fu=self.up_filter, fd=self.down_filter, b=self.bias,
             up=s.up_factor, down=s.down_factor, padding=s.padding,

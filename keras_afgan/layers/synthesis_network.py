@@ -32,7 +32,8 @@ class SynthesisNetwork(keras.layers.Layer):
                  first_stopband=2**2.1, last_stopband_rel=2**0.3, margin_size=10,
                  output_scale=0.25, conv_kernel=3, filter_size=6, lrelu_upsampling=2,
                  use_radial_filters=False, conv_clamp=256, magnitude_ema_beta=0.999,
-                 num_fp16_res=4, seed=None, filter_window="kaiser", **kwargs):
+                 num_fp16_res=4, seed=None, filter_window="kaiser", critical_sampling=False,
+                 noise_inputs=False, fixed_fourier=False, **kwargs):
         super().__init__(**kwargs)
         self.w_dim = int(w_dim)
         self.img_resolution = img_resolution
@@ -55,6 +56,9 @@ class SynthesisNetwork(keras.layers.Layer):
         self.num_fp16_res = int(num_fp16_res)
         self.seed = seed
         self.filter_window = filter_window
+        self.critical_sampling = bool(critical_sampling)
+        self.noise_inputs = bool(noise_inputs)
+        self.fixed_fourier = bool(fixed_fourier)
 
         self.spec = synthesis_spec(
             img_resolution, img_channels=img_channels, channel_base=channel_base,
@@ -64,12 +68,15 @@ class SynthesisNetwork(keras.layers.Layer):
             conv_kernel=conv_kernel, use_radial_filters=use_radial_filters,
             filter_size=filter_size, lrelu_upsampling=lrelu_upsampling,
             num_fp16_res=num_fp16_res, filter_window=filter_window,
+            critical_sampling=critical_sampling, noise_inputs=noise_inputs,
+            fixed_fourier=fixed_fourier,
         )
         self.num_ws = self.spec.num_ws
         spec_in = self.spec.input
         self.fourier_input = SynthesisInput(
             w_dim, channels=spec_in.channels, size=spec_in.size,
             sampling_rate=spec_in.sampling_rate, bandwidth=spec_in.bandwidth, seed=seed,
+            transformed=spec_in.transformed,
             dtype=self.dtype_policy.variable_dtype, name="input",
         )
         self.synthesis_layers = [
@@ -102,15 +109,15 @@ class SynthesisNetwork(keras.layers.Layer):
 
     def call(self, ws, update_emas=False, return_activations=False, transform=None,
              noise_mode="random", training=None):
-        # `noise_mode` is accepted for StyleGAN2's interface; these layers
-        # have no noise inputs. `training=False` (Keras's `predict`): no
-        # gradient will be taken, so the resampling may pick its fastest
-        # inference form.
+        # `noise_mode` reaches the layers' noise inputs (the ablation
+        # `noise_inputs`; without them it has no effect). `training=False`
+        # (Keras's `predict`): no gradient will be taken, so the resampling
+        # may pick its fastest inference form.
         check_noise_mode(noise_mode)
         with inference_resampling() if training is False else contextlib.nullcontext():
-            return self._synthesize(ws, update_emas, return_activations, transform)
+            return self._synthesize(ws, update_emas, return_activations, transform, noise_mode)
 
-    def _synthesize(self, ws, update_emas, return_activations, transform):
+    def _synthesize(self, ws, update_emas, return_activations, transform, noise_mode):
         shape = tuple(ws.shape)
         if len(shape) != 3 or shape[1] != self.num_ws or shape[2] != self.w_dim:
             raise ValueError(
@@ -120,7 +127,7 @@ class SynthesisNetwork(keras.layers.Layer):
         x = self.fourier_input(ws[:, 0], transform=transform)
         activations = {"input": x}
         for i, layer in enumerate(self.synthesis_layers):
-            x = layer(x, ws[:, i + 1], update_emas=update_emas)
+            x = layer(x, ws[:, i + 1], update_emas=update_emas, noise_mode=noise_mode)
             activations[layer.name] = x
         x = ops.cast(x, "float32") * self.output_scale  # images leave in float32
         if return_activations:
@@ -139,6 +146,7 @@ class SynthesisNetwork(keras.layers.Layer):
                 "num_layers", "num_critical", "first_cutoff", "first_stopband",
                 "last_stopband_rel", "margin_size", "output_scale", "conv_kernel",
                 "filter_size", "lrelu_upsampling", "use_radial_filters", "conv_clamp",
-                "magnitude_ema_beta", "num_fp16_res", "seed", "filter_window")
+                "magnitude_ema_beta", "num_fp16_res", "seed", "filter_window",
+                "critical_sampling", "noise_inputs", "fixed_fourier")
         })
         return config

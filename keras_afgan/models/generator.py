@@ -49,6 +49,13 @@ class Generator(keras.Model):
         filter_window: window of the up/down filters: "kaiser" (the
             paper's), "lanczos" or "gaussian" (the filter ablation; see
             `keras_afgan.ops.filter_design.filter_window`).
+        critical_sampling, noise_inputs, fixed_fourier: the paper's ablation
+            switches (all off in configs T and R): every layer critically
+            sampled (the opposite of config G), per-pixel noise inputs (the
+            opposite of config C), Fourier features not transformed by w
+            (the opposite of config H); `keras_afgan.layers.schedule.synthesis_spec`
+            states exactly what each changes. `noise_mode` ("random",
+            "const", "none") picks the noise, as for `StyleGAN2Generator`.
     """
 
     # `G.synthesis.input.transform` moves the content (equivariance metrics,
@@ -62,7 +69,7 @@ class Generator(keras.Model):
                  lrelu_upsampling=2, use_radial_filters=False, conv_clamp=256,
                  magnitude_ema_beta=0.999, num_fp16_res=4, mapping_layers=2,
                  mapping_lr_multiplier=0.01, w_avg_beta=0.998, seed=None, filter_window="kaiser",
-                 **kwargs):
+                 critical_sampling=False, noise_inputs=False, fixed_fourier=False, **kwargs):
         super().__init__(**kwargs)
         for name, value in (("z_dim", z_dim), ("w_dim", w_dim)):
             if int(value) != value or value < 1:
@@ -86,7 +93,8 @@ class Generator(keras.Model):
             lrelu_upsampling=lrelu_upsampling, use_radial_filters=use_radial_filters,
             conv_clamp=conv_clamp, magnitude_ema_beta=magnitude_ema_beta,
             num_fp16_res=num_fp16_res, seed=seed, filter_window=filter_window,
-            dtype=self.dtype_policy, name="synthesis",
+            critical_sampling=critical_sampling, noise_inputs=noise_inputs,
+            fixed_fourier=fixed_fourier, dtype=self.dtype_policy, name="synthesis",
         )
         self.num_ws = self.synthesis.num_ws
         self.mapping = MappingNetwork(
@@ -160,6 +168,9 @@ class Generator(keras.Model):
             "w_avg_beta": self.w_avg_beta,
             "seed": s.seed,
             "filter_window": s.filter_window,
+            "critical_sampling": s.critical_sampling,
+            "noise_inputs": s.noise_inputs,
+            "fixed_fourier": s.fixed_fourier,
         }
 
 

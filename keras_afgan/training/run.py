@@ -85,7 +85,12 @@ class RunConfig:
     map_depth: int = None  # None: the preset's (2 for StyleGAN3, 8 for StyleGAN2)
     mixing_prob: float = None  # None: the preset's (0 for StyleGAN3, 0.9 for StyleGAN2)
     pl_weight: float = None  # None: the preset's (0 for StyleGAN3, 2 for StyleGAN2)
-    filter_window: str = "kaiser"  # StyleGAN3's filter window (the paper's ablation)
+    # The paper's ablation switches (StyleGAN3 generators only; design §2.3).
+    filter_window: str = "kaiser"
+    critical_sampling: bool = False
+    noise_inputs: bool = False
+    fixed_fourier: bool = False
+    stopband_start: float = 2**2.1  # the first layer's stopband f_t,0
     mbstd_group: int = 4
     z_dim: int = 512
     w_dim: int = 512
@@ -125,8 +130,10 @@ class RunConfig:
 
 # Settings fixed by the networks themselves: a run started from pretrained
 # networks takes them from those, and refuses a flag that contradicts them.
+ABLATIONS = ("filter_window", "critical_sampling", "noise_inputs", "fixed_fourier",
+             "stopband_start")
 ARCHITECTURE = ("cfg", "resolution", "cbase", "cmax", "map_depth", "z_dim", "w_dim",
-                "num_layers", "margin_size", "filter_window")
+                "num_layers", "margin_size") + ABLATIONS
 
 
 def resolve_config(**settings):
@@ -177,10 +184,16 @@ def _validate(config):
     if config.filter_window not in FILTER_WINDOWS:
         raise ValueError(f"Expected filter_window in {FILTER_WINDOWS}. "
                          f"Received: {config.filter_window!r}")
-    if config.filter_window != "kaiser" and generator_class(config.cfg) is not Generator:
-        raise ValueError(f"Expected filter_window='kaiser' for cfg={config.cfg!r}: only the "
-                         f"alias-free generators have windowed filters. "
-                         f"Received: {config.filter_window!r}")
+    if generator_class(config.cfg) is not Generator:
+        defaults = RunConfig(outdir="")
+        for name in ABLATIONS:
+            if getattr(config, name) != getattr(defaults, name):
+                raise ValueError(
+                    f"Expected {name}={getattr(defaults, name)!r} for cfg={config.cfg!r}: the "
+                    f"ablation switches act on the alias-free generators. "
+                    f"Received: {getattr(config, name)!r}")
+    if not config.stopband_start > 0:
+        raise ValueError(f"Expected stopband_start > 0. Received: {config.stopband_start!r}")
     if config.mixing_prob is not None and not 0 <= config.mixing_prob <= 1:
         raise ValueError(f"Expected mixing_prob in [0, 1]. Received: {config.mixing_prob!r}")
     if config.pl_weight is not None and not config.pl_weight >= 0:
@@ -227,7 +240,10 @@ def build_networks(config, c_dim, resolution, img_channels=3):
     if cls is Generator:  # the alias-free schedule's settings
         g_kwargs.update(num_layers=config.num_layers, margin_size=config.margin_size,
                         magnitude_ema_beta=_magnitude_ema_beta(config),
-                        filter_window=config.filter_window)
+                        filter_window=config.filter_window,
+                        critical_sampling=config.critical_sampling,
+                        noise_inputs=config.noise_inputs, fixed_fourier=config.fixed_fourier,
+                        first_stopband=config.stopband_start)
     G = cls(
         c_dim=c_dim, img_resolution=resolution, img_channels=img_channels,
         conv_clamp=_conv_clamp(config), num_fp16_res=config.fp16_res,
@@ -300,7 +316,9 @@ def pretrained_settings(pretrained):
                 # A StyleGAN2 generator has no alias-free schedule: the defaults stand.
                 num_layers=getattr(s, "num_layers", defaults.num_layers),
                 margin_size=getattr(s, "margin_size", defaults.margin_size),
-                filter_window=getattr(s, "filter_window", defaults.filter_window),
+                **{name: getattr(s, name, getattr(defaults, name)) for name in ABLATIONS
+                   if name != "stopband_start"},
+                stopband_start=getattr(s, "first_stopband", defaults.stopband_start),
                 conv_clamp=int(s.conv_clamp or 0), fp16_res=s.num_fp16_res,
                 mbstd_group=D.mbstd_group_size or 4)
 
