@@ -22,9 +22,10 @@ from tests.testing import python_env
 PACKAGE = pathlib.Path(REPO_ROOT) / "keras_afgan"
 RANK = {"ops": 0, "images": 0, "layers": 1, "models": 2, "augment": 3, "convert": 3,
         "data": 3, "training": 3, "metrics": 3, "export": 3, "visualize": 3, "bench": 4,
-        "cli": 5}
+        "study": 4, "cli": 5}
 SIDEWAYS = {("training", "augment"), ("training", "convert"), ("training", "data")}
-TOOLS = ("bench", "convert", "export", "generate", "metrics", "spectra", "train", "video")
+TOOLS = ("bench", "convert", "export", "generate", "metrics", "spectra", "study", "train",
+         "video")
 
 
 def _modules():

@@ -223,7 +223,17 @@ def _stylegan2_entries(G):
 
     for block in G.synthesis.blocks:
         p = f"synthesis.{block.name}"
-        if not block.in_channels:
+        if block.fourier_input is not None:  # config B (ours; no reference file has it)
+            inp = block.fourier_input
+            entries.update({
+                f"{p}.input.weight": (inp.kernel, "dense"),
+                f"{p}.input.transform": (inp.transform, "raw"),
+                f"{p}.input.freqs": (inp.freqs, "raw"),
+                f"{p}.input.phases": (inp.phases, "raw"),
+                f"{p}.input.affine.weight": (inp.affine.kernel, "dense"),
+                f"{p}.input.affine.bias": (inp.affine.bias, "raw"),
+            })
+        elif not block.in_channels:
             entries[f"{p}.const"] = (block.const, "chw")
         for name in ("conv0", "conv1", "torgb"):
             layer = getattr(block, name)

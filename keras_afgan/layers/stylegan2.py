@@ -16,12 +16,21 @@ from keras import ops
 
 from keras_afgan.layers.conv import EqualizedConv2D
 from keras_afgan.layers.dense import EqualizedDense
+from keras_afgan.layers.synthesis_input import SynthesisInput
 from keras_afgan.ops.bias_act import bias_act
 from keras_afgan.ops.filter_design import resample_filter_1d
 from keras_afgan.ops.modulated_conv import modulated_conv2d
 from keras_afgan.ops.upfirdn2d import upfirdn2d
 
 ARCHITECTURES = ("skip", "resnet", "orig")
+# The first block's input: StyleGAN2's learned constant, or (the paper's
+# config B) StyleGAN3's Fourier features sampled on the same 4x4 grid.
+INPUT_KINDS = ("const", "fourier")
+# Config B's Fourier input: the 4x4 grid covers the image (4 samples per
+# unit), and the frequencies lie in a disk of radius 1 (half the grid's
+# Nyquist frequency; the fade-out of SynthesisInput needs bandwidth < s/2).
+FOURIER_SAMPLING_RATE = 4.0
+FOURIER_BANDWIDTH = 1.0
 NOISE_MODES = ("random", "const", "none")
 
 
@@ -187,7 +196,9 @@ class StyleGAN2Block(keras.layers.Layer):
     """One resolution of the StyleGAN2 synthesis network (`b{res}`).
 
     The first block (`in_channels=0`) starts from the learned constant
-    `[4, 4, C]` and has one conv (`conv1`); the others upsample with `conv0`
+    `[4, 4, C]` (or, with `input_kind="fourier"`, config B: StyleGAN3's
+    Fourier features on that grid, rotated and translated by its first w
+    and by the user transform) and has one conv (`conv1`); the others upsample with `conv0`
     then convolve with `conv1`. `resnet` adds a 1x1 upsampling skip without
     bias (gain `sqrt(1/2)`) to conv1's output (gain `sqrt(1/2)`). The image
     from the previous block is upsampled and this block's ToRGB output added
@@ -197,11 +208,14 @@ class StyleGAN2Block(keras.layers.Layer):
     """
 
     def __init__(self, w_dim, in_channels, out_channels, resolution, img_channels, is_last,
-                 architecture="skip", conv_clamp=256, use_noise=True, seed=None, **kwargs):
+                 architecture="skip", conv_clamp=256, use_noise=True, seed=None,
+                 input_kind="const", **kwargs):
         super().__init__(**kwargs)
         if architecture not in ARCHITECTURES:
             raise ValueError(f"Expected architecture in {ARCHITECTURES}. "
                              f"Received: {architecture!r}")
+        if input_kind not in INPUT_KINDS:
+            raise ValueError(f"Expected input_kind in {INPUT_KINDS}. Received: {input_kind!r}")
         self.w_dim = int(w_dim)
         self.in_channels = int(in_channels)
         self.out_channels = int(out_channels)
@@ -212,6 +226,13 @@ class StyleGAN2Block(keras.layers.Layer):
         self.conv_clamp = conv_clamp
         self.use_noise = bool(use_noise)
         self.seed = seed
+        self.input_kind = input_kind
+        self.fourier_input = None
+        if not self.in_channels and input_kind == "fourier":
+            self.fourier_input = SynthesisInput(
+                w_dim, channels=out_channels, size=resolution,
+                sampling_rate=FOURIER_SAMPLING_RATE, bandwidth=FOURIER_BANDWIDTH, seed=seed,
+                dtype=self.dtype_policy.variable_dtype, name="input")
         layer = dict(w_dim=w_dim, resolution=resolution, use_noise=use_noise,
                      conv_clamp=conv_clamp, dtype=self.dtype_policy)
         self.conv0 = self.skip = self.torgb = None
@@ -231,7 +252,9 @@ class StyleGAN2Block(keras.layers.Layer):
 
     def build(self, input_shape=None):
         r = self.resolution
-        if not self.in_channels:
+        if self.fourier_input is not None:
+            self.fourier_input.build()
+        elif not self.in_channels:
             self.const = self.add_weight(
                 name="const", shape=(r, r, self.out_channels),
                 initializer=keras.initializers.RandomNormal(stddev=1.0))
@@ -243,9 +266,13 @@ class StyleGAN2Block(keras.layers.Layer):
         if self.skip is not None:
             self.skip.build((None, r // 2, r // 2, self.in_channels))
 
-    def call(self, x, img, ws, noise_mode="random"):
-        # ws: [N, num_conv + num_torgb, w_dim]
-        if not self.in_channels:
+    def call(self, x, img, ws, noise_mode="random", transform=None):
+        # ws: [N, num_conv + num_torgb, w_dim]; transform: [N, 3, 3] or None
+        # (per-sample content transforms of the Fourier input).
+        if self.fourier_input is not None:
+            x = ops.cast(self.fourier_input(ws[:, 0], transform=transform), self.compute_dtype)
+            x = self.conv1(x, ws[:, 0], noise_mode=noise_mode)
+        elif not self.in_channels:
             const = ops.cast(self.const, self.compute_dtype)
             x = ops.broadcast_to(const[None], (ops.shape(ws)[0],) + tuple(const.shape))
             x = self.conv1(x, ws[:, 0], noise_mode=noise_mode)
@@ -269,7 +296,7 @@ class StyleGAN2Block(keras.layers.Layer):
         config = super().get_config()
         config.update({name: getattr(self, name) for name in (
             "w_dim", "in_channels", "out_channels", "resolution", "img_channels", "is_last",
-            "architecture", "conv_clamp", "use_noise", "seed")})
+            "architecture", "conv_clamp", "use_noise", "seed", "input_kind")})
         return config
 
 
@@ -291,12 +318,16 @@ class StyleGAN2SynthesisNetwork(keras.layers.Layer):
         conv_clamp: activation clamp, or None.
         architecture: "skip", "resnet" or "orig".
         use_noise: whether the convs have noise inputs.
-        seed: seed of the stored and random noise.
+        seed: seed of the stored and random noise (and config B's Fourier
+            frequencies).
+        input_kind: "const" (StyleGAN2) or "fourier" (config B: see
+            `StyleGAN2Block`; `input` is then that layer and `call` takes
+            per-sample `transform`s as StyleGAN3's synthesis does).
     """
 
     def __init__(self, w_dim, img_resolution, img_channels=3, channel_base=32768,
                  channel_max=512, num_fp16_res=4, conv_clamp=256, architecture="skip",
-                 use_noise=True, seed=None, **kwargs):
+                 use_noise=True, seed=None, input_kind="const", **kwargs):
         super().__init__(**kwargs)
         r = img_resolution
         if not isinstance(r, (int, np.integer)) or isinstance(r, bool) or r < 4 or r & (r - 1):
@@ -312,6 +343,7 @@ class StyleGAN2SynthesisNetwork(keras.layers.Layer):
         self.architecture = architecture
         self.use_noise = bool(use_noise)
         self.seed = seed
+        self.input_kind = input_kind
         channels = stylegan2_channels(r, channel_base, channel_max)
         fp16_resolution = max(2 ** (int(np.log2(r)) + 1 - self.num_fp16_res), 8)
         self.blocks = []
@@ -322,12 +354,19 @@ class StyleGAN2SynthesisNetwork(keras.layers.Layer):
                 out_channels=channels[res], resolution=res, img_channels=img_channels,
                 is_last=res == r, architecture=architecture, conv_clamp=conv_clamp,
                 use_noise=use_noise, seed=None if seed is None else seed + 3 * i,
+                input_kind=input_kind,
                 dtype=self.dtype_policy if res >= fp16_resolution
                 else self.dtype_policy.variable_dtype,
                 name=f"b{res}")
             self.blocks.append(block)
             self.num_ws += block.num_conv
         self.num_ws += self.blocks[-1].num_torgb
+
+    @property
+    def input(self):
+        """Config B's Fourier-feature input layer (`.transform` is the user
+        transform); None for a constant input."""
+        return self.blocks[0].fourier_input
 
     @property
     def input_dtype(self):
@@ -338,8 +377,11 @@ class StyleGAN2SynthesisNetwork(keras.layers.Layer):
             block.build()
 
     def call(self, ws, noise_mode="random", update_emas=False, return_activations=False,
-             training=None):
+             transform=None, training=None):
         check_noise_mode(noise_mode)
+        if transform is not None and self.input_kind != "fourier":
+            raise ValueError("Expected transform=None: a constant input has no transform "
+                             "(input_kind='const').")
         shape = tuple(ws.shape)
         if len(shape) != 3 or shape[1] != self.num_ws or shape[2] != self.w_dim:
             raise ValueError(
@@ -350,7 +392,8 @@ class StyleGAN2SynthesisNetwork(keras.layers.Layer):
         activations = {}
         for block in self.blocks:
             count = block.num_conv + block.num_torgb
-            x, img = block(x, img, ws[:, start:start + count], noise_mode=noise_mode)
+            extra = {"transform": transform} if block.fourier_input is not None else {}
+            x, img = block(x, img, ws[:, start:start + count], noise_mode=noise_mode, **extra)
             start += block.num_conv
             activations[block.name] = (x, img)
         if return_activations:
@@ -365,5 +408,5 @@ class StyleGAN2SynthesisNetwork(keras.layers.Layer):
         config = super().get_config()
         config.update({name: getattr(self, name) for name in (
             "w_dim", "img_resolution", "img_channels", "channel_base", "channel_max",
-            "num_fp16_res", "conv_clamp", "architecture", "use_noise", "seed")})
+            "num_fp16_res", "conv_clamp", "architecture", "use_noise", "seed", "input_kind")})
         return config

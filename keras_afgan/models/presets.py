@@ -8,6 +8,9 @@ discriminator sees at the start of training (`blur_init_sigma`, fading out).
 (`generator_class`), an 8-layer mapping network, and its training recipe:
 style mixing (0.9), path-length regularisation (weight 2, lazy every 4
 iterations) and a G learning rate of 0.002 (`g_lr`; StyleGAN3's 0.0025).
+`config-b` is config A with StyleGAN3's Fourier features in place of the
+constant (the paper's config B, which was never released; docs/design.md
+§8.6 states what it builds).
 `channel_base`/`channel_max` are the reference's `--cbase`/`--cmax`: the
 discriminator's channels; the generator's are `generator_channel_scale`
 times them. Every setting can be overridden.
@@ -56,6 +59,20 @@ PRESETS = {
         "training": {"blur_init_sigma": 0.0, "mixing_prob": 0.9, "pl_weight": 2.0,
                      "g_reg_interval": 4},
     },
+    # The paper's config B (never released): config A with the 4x4 constant
+    # replaced by Fourier features on the same grid (docs/design.md §8.6).
+    "config-b": {
+        "generator_class": "StyleGAN2Generator",
+        "channel_base": 32768,
+        "channel_max": 512,
+        "generator_channel_scale": 1,
+        "generator": {"z_dim": 512, "w_dim": 512, "mapping_layers": 8, "architecture": "skip",
+                      "input_kind": "fourier"},
+        "discriminator": {},
+        "g_lr": 0.002,
+        "training": {"blur_init_sigma": 0.0, "mixing_prob": 0.9, "pl_weight": 2.0,
+                     "g_reg_interval": 4},
+    },
 }
 
 
@@ -97,16 +114,17 @@ def generator_class(name):
     return GENERATOR_CLASSES[get_preset(name)["generator_class"]]
 
 
-def generator_from_preset(name, img_resolution, **overrides):
-    """A generator with the preset's settings, `img_resolution` and overrides."""
-    kwargs, _ = network_kwargs(name)
+def generator_from_preset(preset, img_resolution, **overrides):
+    """A generator of preset `preset` with `img_resolution` and overrides
+    (any constructor argument, `name` and `dtype` too)."""
+    kwargs, _ = network_kwargs(preset)
     kwargs.update(overrides)
-    return generator_class(name)(img_resolution=img_resolution, **kwargs)
+    return generator_class(preset)(img_resolution=img_resolution, **kwargs)
 
 
-def discriminator_from_preset(name, img_resolution, **overrides):
-    """A `Discriminator` with the preset's settings, `img_resolution` and overrides."""
-    _, kwargs = network_kwargs(name)
+def discriminator_from_preset(preset, img_resolution, **overrides):
+    """A `Discriminator` of preset `preset` with `img_resolution` and overrides."""
+    _, kwargs = network_kwargs(preset)
     kwargs.update(overrides)
     return Discriminator(img_resolution=img_resolution, **kwargs)
 
@@ -119,7 +137,9 @@ def preset_of(generator):
         if not isinstance(generator, GENERATOR_CLASSES[preset["generator_class"]]):
             continue
         if isinstance(generator, StyleGAN2Generator):
-            return name
+            if preset["generator"].get("input_kind", "const") == s.input_kind:
+                return name
+            continue
         settings = preset["generator"]
         if (settings["conv_kernel"] == s.conv_kernel
                 and settings["use_radial_filters"] == s.use_radial_filters):

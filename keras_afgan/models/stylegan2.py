@@ -32,14 +32,17 @@ class StyleGAN2Generator(keras.Model):
         mapping_layers, mapping_lr_multiplier, w_avg_beta: the mapping network
             (8 layers by default, as StyleGAN2 trains it).
         seed: seed of the stored noise buffers and the random noise.
+        input_kind: "const" (StyleGAN2, config A) or "fourier" (config B:
+            StyleGAN3's Fourier features on the 4x4 grid instead of the
+            constant, moved by ws[:, 0] and the user transform
+            `G.synthesis.input.transform`; docs/design.md section 8.6).
     """
-
-    has_input_transform = False  # a learned constant input: nothing to move
 
     def __init__(self, z_dim=512, c_dim=0, w_dim=512, img_resolution=256, img_channels=3,
                  channel_base=32768, channel_max=512, num_fp16_res=4, conv_clamp=256,
                  architecture="skip", use_noise=True, mapping_layers=8,
-                 mapping_lr_multiplier=0.01, w_avg_beta=0.998, seed=None, **kwargs):
+                 mapping_lr_multiplier=0.01, w_avg_beta=0.998, seed=None, input_kind="const",
+                 **kwargs):
         super().__init__(**kwargs)
         for name, value in (("z_dim", z_dim), ("w_dim", w_dim)):
             if int(value) != value or value < 1:
@@ -58,7 +61,10 @@ class StyleGAN2Generator(keras.Model):
             w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels,
             channel_base=channel_base, channel_max=channel_max, num_fp16_res=num_fp16_res,
             conv_clamp=conv_clamp, architecture=architecture, use_noise=use_noise, seed=seed,
-            dtype=self.dtype_policy, name="synthesis")
+            input_kind=input_kind, dtype=self.dtype_policy, name="synthesis")
+        # Config B's Fourier input can be moved (EQ metrics, the SavedModel's
+        # synthesis signature); a learned constant cannot.
+        self.has_input_transform = input_kind == "fourier"
         self.num_ws = self.synthesis.num_ws
         self.mapping = MappingNetwork(
             z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, num_ws=self.num_ws,
@@ -112,6 +118,7 @@ class StyleGAN2Generator(keras.Model):
             "conv_clamp": s.conv_clamp,
             "architecture": s.architecture,
             "use_noise": s.use_noise,
+            "input_kind": s.input_kind,
             "mapping_layers": self.mapping_layers,
             "mapping_lr_multiplier": self.mapping_lr_multiplier,
             "w_avg_beta": self.w_avg_beta,
