@@ -88,7 +88,8 @@ def test_batch_not_divisible_by_mbstd_group(small_models):
 
 def test_unknown_preset():
     with pytest.raises(ValueError, match=r"Unknown preset 'stylegan3-x'. Expected one of: "
-                                         r"\['stylegan2', 'stylegan3-r', 'stylegan3-t'\]"):
+                                         r"\['config-b', 'stylegan2', 'stylegan3-r', "
+                                         r"'stylegan3-t'\]"):
         keras_afgan.generator_from_preset("stylegan3-x", 64)
 
 

@@ -38,7 +38,9 @@ def test_input_is_the_fourier_input_layer_with_the_reference_transform():
     # The reference's idiom: write a 3x3 matrix into G.synthesis.input.transform.
     shift = np.array([[1, 0, 0.25], [0, 1, 0], [0, 0, 1]], np.float32)
     G.synthesis.input.transform.assign(np.linalg.inv(shift))
-    assert np.abs(to_numpy(G.synthesis(ws)) - still).max() > 0.1
+    # A quarter-image shift changes the image by a good fraction of its range
+    # (measured 0.09 on images of magnitude 0.1 at an unseeded initialisation).
+    assert np.abs(to_numpy(G.synthesis(ws)) - still).max() > 0.1 * np.abs(still).max()
 
 
 def test_summary_lists_the_networks():
