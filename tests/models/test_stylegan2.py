@@ -243,3 +243,21 @@ def test_unknown_stylegan2_argument_is_named(case):
     with pytest.raises(ValueError, match="Expected class_name in"):
         generator_from_reference(case.state(), class_name="training.networks_stylegan4.G",
                                  **case.meta["G_kwargs"])
+
+
+def test_orig_architecture_structure():
+    """`orig`: no skips, ToRGB only in the last block (as `resnet`), and each
+    block's output is conv1's (no residual sum): checked against the block's
+    own layers applied by hand."""
+    G = StyleGAN2Generator(z_dim=8, w_dim=8, img_resolution=16, channel_base=64, channel_max=8,
+                           architecture="orig", mapping_layers=2, seed=1)
+    blocks = G.synthesis.blocks
+    assert [b.torgb is not None for b in blocks] == [False, False, True]
+    assert all(b.skip is None for b in blocks) and G.num_ws == 6
+    ws = np.random.default_rng(0).standard_normal((2, 6, 8)).astype("float32")
+    img, acts = G.synthesis(ws, noise_mode="const", return_activations=True)
+    x8 = acts["b8"][0]
+    expected = blocks[2].conv1(blocks[2].conv0(x8, ws[:, 3], noise_mode="const"), ws[:, 4],
+                               noise_mode="const")
+    assert_close(acts["b16"][0], expected, atol=1e-6, what="b16 features")
+    assert_close(img, blocks[2].torgb(expected, ws[:, 5]), atol=1e-6, what="image")
