@@ -31,7 +31,6 @@ the leaky ReLU (slope `s >= 0`, so the ReLU is monotonic):
 """
 
 import functools
-import math
 import warnings
 
 import numpy as np

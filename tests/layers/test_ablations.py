@@ -2,7 +2,6 @@
 independent computation of what it changes (the filter windows: see
 tests/ops/test_filter_design.py and test_synthesis_network.py)."""
 
-import keras
 import numpy as np
 import pytest
 
