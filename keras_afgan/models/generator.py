@@ -71,11 +71,7 @@ class Generator(keras.Model):
                  mapping_lr_multiplier=0.01, w_avg_beta=0.998, seed=None, filter_window="kaiser",
                  critical_sampling=False, noise_inputs=False, fixed_fourier=False, **kwargs):
         super().__init__(**kwargs)
-        for name, value in (("z_dim", z_dim), ("w_dim", w_dim)):
-            if int(value) != value or value < 1:
-                raise ValueError(f"Expected {name} to be a positive integer. Received: {value!r}")
-        if int(c_dim) != c_dim or c_dim < 0:
-            raise ValueError(f"Expected c_dim to be an integer >= 0. Received: {c_dim!r}")
+        check_latent_sizes(z_dim, c_dim, w_dim)
         self.z_dim = int(z_dim)
         self.c_dim = int(c_dim)
         self.w_dim = int(w_dim)
@@ -172,6 +168,15 @@ class Generator(keras.Model):
             "noise_inputs": s.noise_inputs,
             "fixed_fourier": s.fixed_fourier,
         }
+
+
+def check_latent_sizes(z_dim, c_dim, w_dim):
+    """Raise unless z_dim and w_dim are positive integers and c_dim an integer >= 0."""
+    for name, value in (("z_dim", z_dim), ("w_dim", w_dim)):
+        if int(value) != value or value < 1:
+            raise ValueError(f"Expected {name} to be a positive integer. Received: {value!r}")
+    if int(c_dim) != c_dim or c_dim < 0:
+        raise ValueError(f"Expected c_dim to be an integer >= 0. Received: {c_dim!r}")
 
 
 def leading_size(x):

@@ -6,6 +6,8 @@ import numpy as np
 from keras_afgan.layers.mapping import MappingNetwork
 from keras_afgan.layers.stylegan2 import StyleGAN2SynthesisNetwork
 from keras_afgan.layers.stylegan2 import check_noise_mode
+from keras_afgan.models.generator import check_latent_sizes
+from keras_afgan.models.generator import leading_size
 
 
 @keras.saving.register_keras_serializable(package="keras_afgan")
@@ -44,11 +46,7 @@ class StyleGAN2Generator(keras.Model):
                  mapping_lr_multiplier=0.01, w_avg_beta=0.998, seed=None, input_kind="const",
                  **kwargs):
         super().__init__(**kwargs)
-        for name, value in (("z_dim", z_dim), ("w_dim", w_dim)):
-            if int(value) != value or value < 1:
-                raise ValueError(f"Expected {name} to be a positive integer. Received: {value!r}")
-        if int(c_dim) != c_dim or c_dim < 0:
-            raise ValueError(f"Expected c_dim to be an integer >= 0. Received: {c_dim!r}")
+        check_latent_sizes(z_dim, c_dim, w_dim)
         self.z_dim = int(z_dim)
         self.c_dim = int(c_dim)
         self.w_dim = int(w_dim)
@@ -95,8 +93,7 @@ class StyleGAN2Generator(keras.Model):
         return (z_shape[0], r, r, self.img_channels)
 
     def predict(self, x, *args, **kwargs):
-        first = x[0] if isinstance(x, (tuple, list)) and x else x
-        if getattr(first, "shape", (None,))[0] == 0:
+        if leading_size(x) == 0:  # Keras's predict fails on zero samples
             r = self.img_resolution
             return np.zeros((0, r, r, self.img_channels), np.float32)
         return super().predict(x, *args, **kwargs)

@@ -22,11 +22,13 @@ DESIGNS = [
 ]
 
 
-def jinc_kaiser_np(numtaps, cutoff, width, fs):
-    """docs/design.md section 1: J1(2 pi f_c r)/(pi r) times an outer Kaiser window, sum 1."""
+def jinc_kaiser_np(numtaps, cutoff, width, fs, window=None):
+    """docs/design.md section 1: J1(2 pi f_c r)/(pi r) times an outer Kaiser window
+    (or the 1-D `window` given), sum 1."""
     centre = (numtaps - 1) / 2
-    beta = scipy.signal.kaiser_beta(scipy.signal.kaiser_atten(numtaps, width / (fs / 2)))
-    window = np.kaiser(numtaps, beta)
+    if window is None:
+        beta = scipy.signal.kaiser_beta(scipy.signal.kaiser_atten(numtaps, width / (fs / 2)))
+        window = np.kaiser(numtaps, beta)
     f = np.zeros((numtaps, numtaps))
     for i in range(numtaps):
         for j in range(numtaps):
@@ -145,15 +147,7 @@ def test_separable_windows_equal_firwin(window, numtaps, cutoff, width, fs):
 @pytest.mark.parametrize("window", ["lanczos", "gaussian"])
 def test_radial_windows_equal_jinc_times_window(window):
     numtaps, cutoff, width, fs = 12, 2.378414230005442, 11.243171539989116, 32.0
-    centre = (numtaps - 1) / 2
-    w = _numpy_window(window, numtaps)
-    expected = np.zeros((numtaps, numtaps))
-    for i in range(numtaps):
-        for j in range(numtaps):
-            r = math.hypot((i - centre) / fs, (j - centre) / fs)
-            jinc = cutoff if r == 0 else scipy.special.j1(2 * math.pi * cutoff * r) / (math.pi * r)
-            expected[i, j] = jinc * w[i] * w[j]
-    expected /= expected.sum()
+    expected = jinc_kaiser_np(numtaps, cutoff, width, fs, window=_numpy_window(window, numtaps))
     ours = filter_design.design_lowpass_filter(numtaps, cutoff, width, fs, radial=True,
                                                window=window)
     np.testing.assert_allclose(ours, expected, rtol=0, atol=2e-7)
