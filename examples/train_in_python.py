@@ -12,7 +12,8 @@ from keras_afgan.augment import AugmentPipe
 from keras_afgan.augment import preset_kwargs
 from keras_afgan.training import AliasFreeGAN
 
-images = data.load_images("builtin:faces", resolution=32)  # 100 faces, uint8 [N, 32, 32, 3]
+# 100 faces at 32 px; a zip or folder of any size streams the same way (decoded per batch).
+images = data.open_images("builtin:faces", resolution=32)
 # Batches carry latents and the augmentation pipe's random numbers, seeded by the step.
 stream = data.training_dataset(images, batch_size=8, z_dim=64, mirror=True, seed=0,
                                augment_draws=NUM_DRAWS)

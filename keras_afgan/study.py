@@ -114,7 +114,7 @@ def run_study(outdir, configs, train_settings, metrics_num=1000, inception=None,
         inception: InceptionV3 weights for FID and KID (None: skipped).
         verbose: progress output.
     """
-    from keras_afgan.data.sources import load_images
+    from keras_afgan.data.sources import open_images
     from keras_afgan.models.saving import load_keras_file
 
     os.makedirs(outdir, exist_ok=True)
@@ -138,7 +138,7 @@ def run_study(outdir, configs, train_settings, metrics_num=1000, inception=None,
         dataset = None
         if inception:
             names += list(FEATURE_COLUMNS)
-            dataset = load_images(config.data, resolution=G.img_resolution,
+            dataset = open_images(config.data, resolution=G.img_resolution,
                                   use_labels=G.c_dim > 0, channels=G.img_channels)
         values = compute_metrics(G, names, num=metrics_num, dataset=dataset, inception=inception,
                                  seed=config.seed, verbose=verbose) if names else {}

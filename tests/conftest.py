@@ -175,3 +175,26 @@ def inception_file():
             model.save_weights(str(partial))
             os.replace(partial, path)
     return str(path)
+
+
+@pytest.fixture(scope="session")
+def vgg16_file():
+    """A randomly initialised VGG16 (with top) saved as a weights file (528 MB),
+    standing in for the ImageNet weights as `inception_file` does; made once
+    under `.cache/test-vgg16/`."""
+    import fcntl
+
+    import keras
+
+    folder = pathlib.Path(__file__).resolve().parents[1] / ".cache" / "test-vgg16"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"vgg16_random-keras{keras.__version__}.weights.h5"
+    with open(folder / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not path.exists():
+            keras.utils.set_random_seed(0)
+            model = keras.applications.VGG16(include_top=True, weights=None)
+            partial = folder / f"partial-{os.getpid()}.weights.h5"
+            model.save_weights(str(partial))
+            os.replace(partial, path)
+    return str(path)

@@ -23,9 +23,10 @@ PACKAGE = pathlib.Path(REPO_ROOT) / "keras_afgan"
 RANK = {"ops": 0, "images": 0, "layers": 1, "models": 2, "augment": 3, "convert": 3,
         "data": 3, "training": 3, "metrics": 3, "export": 3, "visualize": 3, "bench": 4,
         "study": 4, "cli": 5}
-SIDEWAYS = {("training", "augment"), ("training", "convert"), ("training", "data")}
-TOOLS = ("bench", "convert", "export", "generate", "metrics", "spectra", "study", "train",
-         "video")
+SIDEWAYS = {("training", "augment"), ("training", "convert"), ("training", "data"),
+            ("metrics", "data")}
+TOOLS = ("bench", "convert", "dataset", "export", "generate", "metrics", "spectra", "study",
+         "train", "video")
 
 
 def _modules():

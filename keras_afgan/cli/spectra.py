@@ -42,10 +42,11 @@ def main(argv):
     results = {"generated": spectra.average_power_spectrum_of_batches(generated_batches(
         G, _FLAGS.num, _FLAGS.batch, _FLAGS.seed, truncation_psi))}
     if _FLAGS.data:
-        from keras_afgan.data.sources import load_images
+        from keras_afgan.data.sources import open_images
 
-        reals = load_images(_FLAGS.data, resolution=r, channels=G.img_channels).images
-        results["real"] = spectra.average_power_spectrum(reals[:_FLAGS.num])
+        reals = open_images(_FLAGS.data, resolution=r, channels=G.img_channels,
+                            max_images=_FLAGS.num)
+        results["real"] = spectra.average_power_spectrum(reals.read(np.arange(len(reals))))
     os.makedirs(_FLAGS.outdir, exist_ok=True)
     names = list(results)
     heatmap = spectra.save_heatmaps([results[n] for n in names],

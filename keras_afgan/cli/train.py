@@ -71,6 +71,12 @@ flags.DEFINE_string("metrics", None,
 flags.DEFINE_integer("metrics-num", None, "Samples per snapshot metric (default 50000; tiny: 200).")
 flags.DEFINE_string("inception", None,
                     "InceptionV3 (no top) weights for FID/KID (default $KERAS_AFGAN_INCEPTION).")
+flags.DEFINE_integer("batch-gpu", None,
+                     "Micro-batch per device: gradients of --batch are accumulated over "
+                     "micro-batches of this size (less memory, same step). Default: no "
+                     "accumulation.")
+flags.DEFINE_string("vgg16", None,
+                    "VGG16 (with top) weights for precision/recall (default $KERAS_AFGAN_VGG16).")
 flags.DEFINE_enum("strategy", None, ["none", "mirrored", "multiworker", "data_parallel", "ddp"],
                   "Multi-device training (--batch is the global batch): none (one device); "
                   "tensorflow: mirrored (MirroredStrategy, local GPUs) or multiworker "
@@ -113,6 +119,7 @@ def main(argv):
         fp16_res=_FLAGS["fp16-res"].value,
         preset=_FLAGS.preset, metrics=_FLAGS.metrics,
         metrics_num=_FLAGS["metrics-num"].value, inception=_FLAGS.inception,
+        vgg16=_FLAGS.vgg16, batch_gpu=_FLAGS["batch-gpu"].value,
         strategy=_FLAGS.strategy, precision=_FLAGS.precision, aug=_FLAGS.aug,
         target=_FLAGS.target, p=_FLAGS.p, augpipe=_FLAGS.augpipe,
         ada_kimg=_FLAGS["ada-kimg"].value, mixing_prob=_FLAGS.mixing,

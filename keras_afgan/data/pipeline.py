@@ -9,6 +9,7 @@ starts at 0 or resumes at k, on any backend.
 import numpy as np
 
 from keras_afgan.data.sources import ImageDataset
+from keras_afgan.data.sources import StreamingDataset
 
 _SHUFFLE_STREAM = 0  # keys (seed, stream) folded with the epoch or step: no overlap
 _LATENT_STREAM = 1
@@ -29,7 +30,8 @@ def training_dataset(images, batch_size, z_dim=512, mirror=False, seed=0, start_
     size. For each batch, in order:
 
     1. indices from the epochs' permutations (only the ones the batch spans);
-    2. gather uint8 images and flip the mirrored ones;
+    2. read those uint8 images (`read`: decoded here for a streamed set)
+       and flip the mirrored ones;
     3. images to float32 in [-1, 1] (`x / 127.5 - 1`);
     4. labels to one-hot float32 (`[B, 0]` for an unlabelled dataset);
     5. latents `[B, 2, z_dim]` (the z of Gmain and Dmain) from
@@ -50,7 +52,8 @@ def training_dataset(images, batch_size, z_dim=512, mirror=False, seed=0, start_
     Pass `steps_per_epoch` to `fit`: the stream never ends.
 
     Args:
-        images: an `ImageDataset` (from `load_images`).
+        images: a `StreamingDataset` (from `open_images`) or an
+            `ImageDataset` (from `load_images`).
         batch_size: images per batch B.
         z_dim: width of the latents.
         mirror: add x-flipped copies (the reference's `--mirror`).
@@ -71,9 +74,9 @@ def training_dataset(images, batch_size, z_dim=512, mirror=False, seed=0, start_
     """
     import tensorflow as tf
 
-    if not isinstance(images, ImageDataset):
-        raise ValueError("Expected images to be an ImageDataset (from load_images). "
-                         f"Received: {type(images).__name__}")
+    if not isinstance(images, (ImageDataset, StreamingDataset)):
+        raise ValueError("Expected images to be a StreamingDataset (from open_images) or an "
+                         f"ImageDataset (from load_images). Received: {type(images).__name__}")
     for name, value, low in (("batch_size", batch_size, 1), ("z_dim", z_dim, 1),
                              ("start_step", start_step, 0), ("seed", seed, 0),
                              ("augment_draws", augment_draws, 0)):
@@ -132,9 +135,12 @@ def training_dataset(images, batch_size, z_dim=512, mirror=False, seed=0, start_
             extra = {k: tf.gather(v, rows) for k, v in extra.items()}
         source = index % num_images
 
-        # Gather in numpy: capturing the uint8 array in the graph would copy it (twice).
-        x = tf.numpy_function(lambda i: images.images[i], [source], tf.uint8, stateful=False)
-        x = tf.ensure_shape(x, (size,) + images.images.shape[1:])  # [B, R, R, C] uint8
+        # Read in Python: a streamed set decodes these rows only (in parallel
+        # with other batches); an in-memory one is gathered in numpy, as
+        # capturing its array in the graph would copy it (twice).
+        x = tf.numpy_function(images.read, [source], tf.uint8, stateful=False)
+        x = tf.ensure_shape(x, (size, images.resolution, images.resolution,
+                                images.channels))  # [B, R, R, C] uint8
         if mirror:
             x = tf.where((index >= num_images)[:, None, None, None], tf.reverse(x, axis=[2]), x)
         x = tf.cast(x, tf.float32) / 127.5 - 1.0

@@ -1,17 +1,22 @@
-"""Resolving `--data` into images in memory: the built-in set, tfds, folders, zips.
+"""Resolving `--data` into images: the built-in set, tfds, folders, zips.
 
-Every source ends in the same place: `ImageDataset`, uint8 images
-`[N, R, R, C]` center-cropped to a square and resized (antialiased Lanczos)
-to one resolution, and optional integer labels. tensorflow_datasets is
-imported only when a `builtin` or `tfds:` source is loaded.
+`open_images` indexes a source and returns a `StreamingDataset`, which
+decodes images on demand (`read(indices)`, per batch in the training
+pipeline); `load_images` decodes all of it into an in-memory `ImageDataset`.
+Both give uint8 images `[R, R, C]` center-cropped to a square and resized
+(antialiased Lanczos) to one resolution, and optional integer labels.
+tensorflow_datasets is imported only when a `builtin` or `tfds:` source is
+opened.
 """
 
 import dataclasses
+import hashlib
 import io
 import json
 import os
 import pathlib
 import re
+import struct
 import warnings
 import zipfile
 
@@ -87,16 +92,31 @@ class ImageDataset:
         """How many unreadable files were skipped."""
         return len(self.skipped)
 
+    streaming = False
+    failed = ()
 
-def load_images(data, resolution=None, use_labels=False, channels=3, max_images=None,
+    def read(self, indices):
+        """uint8 `[n, R, R, C]`: images `indices` (an int sequence) in that order."""
+        return self.images[np.asarray(indices, np.int64).reshape(-1)]
+
+    def load(self):
+        return self
+
+    def close(self):
+        pass
+
+
+def open_images(data, resolution=None, use_labels=False, channels=3, max_images=None,
                 data_dir=None):
-    """Loads a dataset named by a `--data` string into memory.
+    """Opens a dataset named by a `--data` string for streaming.
 
-    Steps, for every image of every source: decode; convert to RGB (or
-    grayscale for `channels=1`); center-crop to a square; resize to
-    `resolution` with PIL's antialiased Lanczos filter; stack as uint8.
-    Files that cannot be decoded are skipped with an `UnreadableImageWarning`
-    and listed in `skipped`.
+    Opening is an index pass: it lists the images (file names, or the
+    offsets of tfds records), parses every image header (not its pixels)
+    and reads the labels. Files whose header does not parse are skipped
+    with an `UnreadableImageWarning` and listed in `skipped`. The pixels are
+    decoded by `read` (per batch, in the training pipeline): decode; convert
+    to RGB (or grayscale for `channels=1`); center-crop to a square; resize
+    to `resolution` with PIL's antialiased Lanczos filter.
 
     Args:
         data: one of
@@ -115,8 +135,9 @@ def load_images(data, resolution=None, use_labels=False, channels=3, max_images=
         use_labels: load class labels (for conditional models). A dataset
             without labels is an error.
         channels: 3 (RGB; grayscale is repeated) or 1 (grayscale).
-        max_images: keep at most this many images (the first ones in the
-            source's order); None keeps all.
+        max_images: keep at most this many images (the first readable ones
+            in the source's order: sorted paths, or tfds record order); None
+            keeps all.
         data_dir: tensorflow-datasets data dir. Default: for the built-in
             dataset `default_data_dir()` (`$KERAS_AFGAN_DATA_DIR` or
             `~/.cache/keras_afgan/tensorflow_datasets`), for other tfds
@@ -124,7 +145,7 @@ def load_images(data, resolution=None, use_labels=False, channels=3, max_images=
             `~/tensorflow_datasets`).
 
     Returns:
-        An `ImageDataset`.
+        A `StreamingDataset`.
     """
     if resolution is not None and (not _is_int(resolution) or resolution < 1):
         raise ValueError(f"Expected resolution to be a positive integer or None. "
@@ -141,25 +162,42 @@ def load_images(data, resolution=None, use_labels=False, channels=3, max_images=
 
     options = dict(resolution=resolution, use_labels=use_labels, channels=channels,
                    max_images=max_images)
-    if data == "builtin" or data.startswith("builtin:"):
-        from keras_afgan.data import builtin
-
-        config = data.partition(":")[2] or "faces"
-        if config not in BUILTIN_CONFIGS:
-            raise ValueError(f"Expected the built-in dataset to be one of "
-                             f"{['builtin:' + c for c in BUILTIN_CONFIGS]}. Received: {data!r}")
-        builder = builtin.prepare_builtin(config, data_dir)
-        return _load_tfds_builder(builder, "train", data, **options)
-    if data.startswith("tfds:"):
-        return _load_tfds(data, data_dir=data_dir, **options)
+    if data == "builtin" or data.startswith("builtin:") or data.startswith("tfds:"):
+        builder, split = tfds_builder(data, data_dir)
+        return _open_tfds_builder(builder, split, data, **options)
 
     path = pathlib.Path(data).expanduser()
     if path.is_dir():
-        return _load_files(data, _FolderReader(path), **options)
+        return _open_files(data, FolderReader(path), **options)
     if path.is_file() and path.suffix.lower() == ".zip":
-        return _load_files(data, _ZipReader(path), **options)
+        files = ZipReader(path)
+        try:
+            return _open_files(data, files, **options)
+        except Exception:
+            files.close()
+            raise
     reason = "it is a file but not a .zip" if path.exists() else "no such file or folder"
     raise ValueError(f"Expected data to be {DATA_FORMS}. Received: {data!r} ({reason})")
+
+
+def load_images(data, resolution=None, use_labels=False, channels=3, max_images=None,
+                data_dir=None):
+    """Loads a dataset named by a `--data` string into memory: `open_images`
+    (same arguments), then every image decoded (`StreamingDataset.load`).
+
+    For small sets (tests, the built-in set, spectra of a few images);
+    training and the metrics stream with `open_images`. Images that do not
+    decode are left out with an `UnreadableImageWarning` and listed in
+    `skipped`.
+
+    Returns:
+        An `ImageDataset`.
+    """
+    source = open_images(data, resolution, use_labels, channels, max_images, data_dir)
+    try:
+        return source.load()
+    finally:
+        source.close()
 
 
 def center_crop_resize(image, resolution=None, channels=3):
@@ -201,7 +239,9 @@ def center_crop_resize(image, resolution=None, channels=3):
 # ----------------------------------------------------------------- files
 
 
-class _FolderReader:
+class FolderReader:
+    """Image files under a folder (recursively), named by their relative path."""
+
     def __init__(self, root):
         self.root = root
 
@@ -212,11 +252,22 @@ class _FolderReader:
     def read(self, name):
         return (self.root / name).read_bytes()
 
+    def open(self, name):
+        return open(self.root / name, "rb")
+
+    def paths(self, names):
+        """The files that hold `names` (and the labels)."""
+        return [self.root / n for n in names] + [p for p in [self.root / "dataset.json"]
+                                                 if p.is_file()]
+
     def close(self):
         pass
 
 
-class _ZipReader:
+class ZipReader:
+    """Members of a zip. `zipfile` reads one archive from several threads
+    safely (a shared, locked file handle), which tf.data's parallel map does."""
+
     def __init__(self, path):
         self.path = path
         try:
@@ -231,80 +282,235 @@ class _ZipReader:
     def read(self, name):
         return self.zip.read(name)
 
+    def open(self, name):
+        return self.zip.open(name)
+
+    def paths(self, names):
+        del names
+        return [self.path]
+
     def close(self):
         self.zip.close()
 
 
-def _load_files(data, reader, resolution, use_labels, channels, max_images):
-    try:
-        return _read_files(data, reader, resolution, use_labels, channels, max_images)
-    finally:
-        reader.close()
+_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, zipfile.BadZipFile)
 
 
-def _read_files(data, reader, resolution, use_labels, channels, max_images):
+def _decode_errors():
     from PIL import Image
 
-    names = reader.names()
+    return _DECODE_ERRORS + (Image.DecompressionBombError,)
+
+
+class StreamingDataset:
+    """A dataset indexed at open and decoded on demand, batch by batch.
+
+    `open_images` returns one for folders, zips and tfds datasets; only the
+    index (file names or record offsets) and the labels stay in memory.
+    `read(indices)` decodes, center-crops and resizes those images (the
+    steps of `center_crop_resize`) and is what `training_dataset` calls per
+    batch inside tf.data's parallel map. It is safe to call from several
+    threads.
+
+    An image whose header read at open but whose data does not decode is
+    found at its first read: it is reported once (`UnreadableImageWarning`),
+    counted in `failed`, and replaced in every batch by the next readable
+    image in index order, so a batch keeps its size and the stream its order.
+
+    Attributes:
+        name: the `data` string it was opened from.
+        labels: int64 `[N]` class indices, or None.
+        c_dim: the number of classes; 0 without labels.
+        skipped: files left out at open (headers that did not parse).
+        resolution, channels: the side and channel count of what `read` returns.
+    """
+
+    streaming = True
+
+    def __init__(self, name, reader, entries, resolution, channels, labels=None, c_dim=0,
+                 skipped=()):
+        import threading
+
+        self.name = name
+        self._reader = reader
+        self._entries = list(entries)
+        self.resolution = int(resolution)
+        self.channels = int(channels)
+        self.labels = labels
+        self.c_dim = int(c_dim)
+        self.skipped = tuple(skipped)
+        self._failed = {}
+        self._lock = threading.Lock()
+        if labels is not None and labels.shape != (len(self._entries),):
+            raise ValueError(f"Expected one label per image, shape ({len(self._entries)},). "
+                             f"Received: shape={labels.shape}")
+
+    def __len__(self):
+        return len(self._entries)
+
+    @property
+    def failed(self):
+        """Images that did not decode when read (replaced in batches), in index order."""
+        with self._lock:
+            return tuple(self._failed[i] for i in sorted(self._failed))
+
+    @property
+    def num_skipped(self):
+        """How many unreadable files were left out or replaced so far."""
+        return len(self.skipped) + len(self.failed)
+
+    def fingerprint(self):
+        """What identifies these images on disk (a JSON-able list): the source,
+        a digest of its files' paths, sizes and modification times, and
+        resolution, channels and count. Keys the metrics' cache of real
+        features; it changes when any file is replaced, added or removed."""
+        digest = hashlib.sha256()
+        for path in self._reader.paths(self._entries):
+            stat = os.stat(path)
+            digest.update(f"{os.path.abspath(path)}\0{stat.st_size}\0{stat.st_mtime_ns}\n"
+                          .encode())
+        return [self.name, digest.hexdigest(), self.resolution, self.channels, len(self)]
+
+    def entry_name(self, index):
+        """A readable name of image `index` (its path, or tfds record)."""
+        return self._reader.entry_name(self._entries[index])
+
+    def decode(self, index):
+        """Image `index` as uint8 `[R, R, C]`; raises if it does not decode."""
+        with self._reader.open_image(self._entries[index]) as image:
+            image.load()
+            return center_crop_resize(image, self.resolution, self.channels)
+
+    def read(self, indices):
+        """uint8 `[n, R, R, C]`: images `indices` (an int sequence) in that order."""
+        indices = np.asarray(indices, np.int64).reshape(-1)
+        out = np.empty((len(indices), self.resolution, self.resolution, self.channels),
+                       np.uint8)
+        for row, index in enumerate(indices):
+            out[row] = self._read_one(int(index))
+        return out
+
+    def _read_one(self, index):
+        if not 0 <= index < len(self):
+            raise IndexError(f"Expected an image index in [0, {len(self)}). "
+                             f"Received: {index}")
+        for step in range(len(self)):
+            k = (index + step) % len(self)
+            if k in self._failed:
+                continue
+            try:
+                return self.decode(k)
+            except _decode_errors() as e:
+                self._fail(k, e)
+        raise ValueError(f"Expected readable images in {self.name!r}. "
+                         f"Received: all {len(self)} indexed images unreadable")
+
+    def _fail(self, index, error):
+        name = self.entry_name(index)
+        with self._lock:
+            if index in self._failed:
+                return
+            self._failed[index] = name
+        warnings.warn(f"Skipping unreadable image {name!r} in {self.name!r} (replaced by the "
+                      f"next readable one): {error}", UnreadableImageWarning, stacklevel=2)
+
+    def load(self):
+        """Every image decoded into an in-memory `ImageDataset` (unreadable ones left out)."""
+        images, kept = [], []
+        for index in range(len(self)):
+            try:
+                images.append(self.decode(index))
+                kept.append(index)
+            except _decode_errors() as e:
+                self._fail(index, e)
+        if not images:
+            raise ValueError(f"Expected readable images in {self.name!r}. Received: all "
+                             f"{len(self) + len(self.skipped)} image files unreadable")
+        labels = None if self.labels is None else self.labels[kept]
+        return ImageDataset(self.name, np.stack(images), labels, self.c_dim,
+                            self.skipped + self.failed)
+
+    def close(self):
+        self._reader.close()
+
+
+class _FileImages:
+    """`StreamingDataset`'s access to a folder or zip: entries are member names."""
+
+    def __init__(self, files):
+        self.files = files
+
+    def entry_name(self, entry):
+        return entry
+
+    def paths(self, entries):
+        return self.files.paths(entries)
+
+    def open_image(self, entry):
+        from PIL import Image
+
+        # Bytes in memory: PIL then needs no open handle on the zip or file.
+        return Image.open(io.BytesIO(self.files.read(entry)))
+
+    def close(self):
+        self.files.close()
+
+
+def _open_files(data, files, resolution, use_labels, channels, max_images):
+    from PIL import Image
+
+    names = files.names()
     image_names = [n for n in names if os.path.splitext(n)[1].lower() in IMAGE_EXTENSIONS]
     if not image_names:
         raise ValueError(f"Expected image files ({', '.join(IMAGE_EXTENSIONS)}) in {data!r}. "
                          "Received: none found")
     label_map = None
     if use_labels:
-        label_map = _read_labels(data, reader, "dataset.json" in names)
-    if resolution is None:
-        resolution = _common_side(data, reader, image_names[:max_images])
+        label_map = _read_labels(data, files, "dataset.json" in names)
 
-    images, labels, skipped = [], [], []
+    # The index pass: every header is parsed (never the pixel data); files
+    # whose header does not parse are left out here.
+    sides, skipped, entries = {}, [], []
     for name in image_names:
-        if max_images is not None and len(images) == max_images:
+        if max_images is not None and len(entries) == max_images:
             break
         try:
-            with Image.open(io.BytesIO(reader.read(name))) as image:
-                image.load()
-                array = center_crop_resize(image, resolution, channels)
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+            with files.open(name) as stream, Image.open(stream) as image:
+                sides[name] = min(image.size)
+        except _decode_errors() as e:
             warnings.warn(f"Skipping unreadable image {name!r} in {data!r}: {e}",
                           UnreadableImageWarning, stacklevel=4)
             skipped.append(name)
             continue
-        if label_map is not None:
-            if name not in label_map:
-                raise ValueError(f"Expected a label for every image in dataset.json of {data!r}. "
-                                 f"Received: no label for {name!r}")
-            labels.append(label_map[name])
-        images.append(array)
-    if not images:
+        entries.append(name)
+    if not entries:
         raise ValueError(f"Expected readable images in {data!r}. "
                          f"Received: all {len(skipped)} image files unreadable")
-    if label_map is None:
-        return ImageDataset(data, np.stack(images), skipped=tuple(skipped))
-    labels = np.asarray(labels, np.int64)
-    if labels.max() >= len(labels):
-        # One-hot labels are max + 1 wide: a stray huge label would ask for gigabytes.
-        worst = max(label_map, key=label_map.get)
-        raise ValueError(
-            f"Expected class labels below the number of labelled images ({len(labels)}) in "
-            f"dataset.json of {data!r}. Received: label {label_map[worst]} for {worst!r}")
-    return ImageDataset(data, np.stack(images), labels, int(labels.max()) + 1, tuple(skipped))
+    if resolution is None:
+        resolution = _common_side(data, sides)
+    labels = c_dim = None
+    if label_map is not None:
+        missing = [n for n in entries if n not in label_map]
+        if missing:
+            raise ValueError(f"Expected a label for every image in dataset.json of {data!r}. "
+                             f"Received: no label for {missing[0]!r}"
+                             + (f" and {len(missing) - 1} more" if len(missing) > 1 else ""))
+        labels = np.asarray([label_map[n] for n in entries], np.int64)
+        if labels.max() >= len(labels):
+            # One-hot labels are max + 1 wide: a stray huge label would ask for gigabytes.
+            worst = max(label_map, key=label_map.get)
+            raise ValueError(
+                f"Expected class labels below the number of labelled images ({len(labels)}) "
+                f"in dataset.json of {data!r}. Received: label {label_map[worst]} for {worst!r}")
+        c_dim = int(labels.max()) + 1
+    return StreamingDataset(data, _FileImages(files), entries, resolution, channels, labels,
+                            c_dim or 0, skipped)
 
 
-def _common_side(data, reader, names):
-    """The most common square side (the shorter side of each image) among
-    `names`, read from the image headers; warns naming the images of other
-    sizes (they are cropped and resized to it)."""
-    from PIL import Image
-
-    sides = {}
-    for name in names:
-        try:
-            with Image.open(io.BytesIO(reader.read(name))) as image:
-                sides[name] = min(image.size)
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-            continue  # reported as unreadable when it is decoded
-    if not sides:
-        return None
+def _common_side(data, sides):
+    """The most common square side (the shorter side of each image) in
+    `sides` `{name: side}`; warns naming the images of other sizes (they are
+    cropped and resized to it)."""
     values, counts = np.unique(list(sides.values()), return_counts=True)
     side = int(values[np.argmax(counts)])  # ties: the smaller side
     odd = sorted(name for name, value in sides.items() if value != side)
@@ -362,11 +568,18 @@ def _parse_tfds(data):
     return name, ":".join(rest) or "train"
 
 
-def _load_tfds(data, resolution, use_labels, channels, max_images, data_dir):
+def tfds_builder(data, data_dir=None):
+    """The prepared tfds builder and split of `builtin[:NAME]` or `tfds:NAME[:SPLIT]`."""
     import tensorflow_datasets as tfds
 
     from keras_afgan.data import builtin  # registers afgan_builtin
 
+    if data == "builtin" or data.startswith("builtin:"):
+        config = data.partition(":")[2] or "faces"
+        if config not in BUILTIN_CONFIGS:
+            raise ValueError(f"Expected the built-in dataset to be one of "
+                             f"{['builtin:' + c for c in BUILTIN_CONFIGS]}. Received: {data!r}")
+        return builtin.prepare_builtin(config, data_dir), "train"
     name, split = _parse_tfds(data)
     if not name:
         raise ValueError(f"Expected 'tfds:NAME[:SPLIT]'. Received: {data!r} (no NAME)")
@@ -389,12 +602,102 @@ def _load_tfds(data, resolution, use_labels, channels, max_images, data_dir):
                 f"{os.fspath(builder.data_dir)!r}. Received: it is not, and keras_afgan does not "
                 f"download datasets; build it first (e.g. `tfds build {name} --data_dir "
                 f"{os.fspath(builder.data_dir_root)}`) or pass that data_dir")
-    return _load_tfds_builder(builder, split, data, resolution, use_labels, channels, max_images)
+    return builder, split
 
 
-def _load_tfds_builder(builder, split, data, resolution, use_labels, channels, max_images):
-    from PIL import Image
+class TFRecordImages:
+    """`StreamingDataset`'s access to a prepared tfds split: entries are
+    `(file, offset, length)` of serialized `tf.train.Example` records."""
 
+    def __init__(self, data):
+        self.data = data
+
+    def entry_name(self, entry):
+        path, offset, _ = entry
+        return f"{os.path.basename(path)}@{offset}"
+
+    def paths(self, entries):
+        return sorted({path for path, _, _ in entries})
+
+    @staticmethod
+    def record(entry):
+        path, offset, length = entry
+        with open(path, "rb") as f:
+            f.seek(offset)
+            payload = f.read(length)
+        if len(payload) != length:
+            raise OSError(f"truncated record at byte {offset} of {path}")
+        return payload
+
+    @staticmethod
+    def example(payload):
+        from tensorflow.core.example import example_pb2
+
+        try:
+            return example_pb2.Example.FromString(payload).features.feature
+        except Exception as e:  # protobuf's DecodeError is no OSError
+            raise OSError(f"not a tf.train.Example ({e})") from None
+
+    def open_image(self, entry):
+        from PIL import Image
+
+        encoded = self.example(self.record(entry))["image"].bytes_list.value
+        if not encoded:
+            raise OSError("no encoded image in the record's 'image' feature")
+        return Image.open(io.BytesIO(encoded[0]))
+
+    def close(self):
+        pass
+
+
+def _tfrecord_entries(path, skip, take):
+    """`(path, offset, length)` of records `[skip, skip + take)` of a TFRecord
+    file (all from `skip` when `take < 0`), read from the record framing
+    only: an 8-byte length, its 4-byte CRC, the payload, its 4-byte CRC."""
+    entries = []
+    with open(path, "rb") as f:
+        index = 0
+        while take < 0 or index < skip + take:
+            header = f.read(12)
+            if not header:
+                break
+            if len(header) < 12:
+                raise ValueError(f"Expected TFRecord framing in {path}. Received: a truncated "
+                                 f"record header at byte {f.tell() - len(header)}")
+            length = struct.unpack("<Q", header[:8])[0]
+            if index >= skip:
+                entries.append((path, f.tell(), length))
+            f.seek(length + 4, os.SEEK_CUR)
+            index += 1
+    return entries
+
+
+def tfds_entries(builder, split, data, max_images=None):
+    """`(file, offset, length)` of the first `max_images` records of a split
+    (all for None), in tfds's file order, from the TFRecord framing only."""
+    file_format = str(getattr(builder.info, "file_format", "tfrecord")).lower()
+    if "tfrecord" not in file_format:
+        raise ValueError(f"Expected a tfds dataset prepared as TFRecord files in {data!r}. "
+                         f"Received: file format {file_format!r}")
+    try:
+        instructions = builder.info.splits[split].file_instructions
+    except (ValueError, KeyError, AssertionError) as e:
+        raise ValueError(f"Expected a split of {data!r} in {sorted(builder.info.splits)}. "
+                         f"Received: split={split!r} ({e})") from None
+    entries = []
+    for instruction in instructions:
+        remaining = -1 if max_images is None else max_images - len(entries)
+        if remaining == 0:
+            break
+        take = instruction.take if remaining < 0 else (
+            remaining if instruction.take < 0 else min(instruction.take, remaining))
+        entries += _tfrecord_entries(os.fspath(instruction.filename), instruction.skip, take)
+    if not entries:
+        raise ValueError(f"Expected images in {data!r}. Received: split {split!r} is empty")
+    return entries
+
+
+def _open_tfds_builder(builder, split, data, resolution, use_labels, channels, max_images):
     features = builder.info.features
     if "image" not in features:
         raise ValueError(f"Expected an 'image' feature in {data!r}. "
@@ -402,37 +705,35 @@ def _load_tfds_builder(builder, split, data, resolution, use_labels, channels, m
     if use_labels and "label" not in features:
         raise ValueError(f"Expected labels (use_labels=True): a 'label' feature in {data!r}. "
                          f"Received: dataset without labels (features {sorted(features)})")
-    keys = ["image", "label"] if use_labels else ["image"]
-    try:
-        ds = builder.as_dataset(split=split, shuffle_files=False)
-    except (ValueError, KeyError, AssertionError) as e:
-        raise ValueError(f"Expected a split of {data!r} in {sorted(builder.info.splits)}. "
-                         f"Received: split={split!r} ({e})") from None
-    ds = ds.map(lambda example: {k: example[k] for k in keys})
-    if max_images is not None:
-        ds = ds.take(max_images)
+    image_feature = features["image"]
+    if getattr(image_feature, "np_dtype", np.uint8) != np.uint8:
+        raise ValueError(f"Expected uint8 images in {data!r}. "
+                         f"Received: dtype={image_feature.np_dtype}")
+    entries = tfds_entries(builder, split, data, max_images)
 
-    images, labels = [], []
-    for example in ds.as_numpy_iterator():
-        array = example["image"]
-        if array.dtype != np.uint8:
-            raise ValueError(f"Expected uint8 images in {data!r}. Received: dtype={array.dtype}")
-        if array.ndim != 3 or array.shape[-1] not in (1, 3, 4):
-            raise ValueError(f"Expected images [H, W, 1, 3 or 4] in {data!r}. "
-                             f"Received: shape={array.shape}")
-        image = Image.fromarray(array[:, :, 0] if array.shape[-1] == 1 else array)
-        array = center_crop_resize(image, resolution, channels)
-        resolution = resolution or array.shape[0]
-        images.append(array)
-        if use_labels:
-            labels.append(int(example["label"]))
-    if not images:
-        raise ValueError(f"Expected images in {data!r}. Received: split {split!r} is empty")
-    if not use_labels:
-        return ImageDataset(data, np.stack(images))
-    labels = np.asarray(labels, np.int64)
-    num_classes = getattr(features["label"], "num_classes", None)
-    return ImageDataset(data, np.stack(images), labels, num_classes or int(labels.max()) + 1)
+    images = TFRecordImages(data)
+    shape = tuple(image_feature.shape)
+    labels = None
+    sides = {}
+    if use_labels or resolution is None and None in shape[:2]:
+        # The index pass reads the records (labels, headers), never the pixels.
+        values = []
+        for entry in entries:
+            example = images.example(images.record(entry))
+            if use_labels:
+                values.append(example["label"].int64_list.value[0])
+            if resolution is None and None in shape[:2]:
+                from PIL import Image
+
+                with Image.open(io.BytesIO(example["image"].bytes_list.value[0])) as image:
+                    sides[images.entry_name(entry)] = min(image.size)
+        labels = np.asarray(values, np.int64) if use_labels else None
+    if resolution is None:
+        resolution = _common_side(data, sides) if sides else min(shape[:2])
+    c_dim = 0
+    if use_labels:
+        c_dim = getattr(features["label"], "num_classes", None) or int(labels.max()) + 1
+    return StreamingDataset(data, images, entries, resolution, channels, labels, c_dim)
 
 
 def _is_int(value):

@@ -5,6 +5,7 @@ from keras_afgan.metrics.equivariance import eqt_psnr
 from keras_afgan.metrics.equivariance import sampled_equivariance
 from keras_afgan.metrics.equivariance import transformed_synthesis
 from keras_afgan.metrics.fid import InceptionFeatures
+from keras_afgan.metrics.fid import VGG16Features
 from keras_afgan.metrics.fid import fid_from_features
 from keras_afgan.metrics.fid import frechet_distance
 from keras_afgan.metrics.fid import kernel_inception_distance

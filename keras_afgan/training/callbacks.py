@@ -213,10 +213,18 @@ class TrainingMonitor(keras.callbacks.Callback):
         metrics, which then measure the same network as a float32 run's.
         """
         generator = generator_with_dtype(self.model.generator_ema, "float32")
+        # A micro-batch (or batch) at a time, as the reference's --batch-gpu:
+        # the whole grid at once needs the activations of 32 images (GBs at 256 px).
+        per_call = getattr(self.model, "batch_gpu", None) or self.batch_size
+        step = max(1, min(per_call, len(self.grid_latents)))
+        images = []
         with inference_scope():
-            images = generator(self.grid_latents, self.grid_labels, truncation_psi=1.0)
+            for start in range(0, len(self.grid_latents), step):
+                images.append(keras.ops.convert_to_numpy(generator(
+                    self.grid_latents[start:start + step], self.grid_labels[start:start + step],
+                    truncation_psi=1.0)))
         # Named by tick: CPU-sized runs have ticks of a fraction of a kimg.
-        save_image_grid(keras.ops.convert_to_numpy(images),
+        save_image_grid(np.concatenate(images),
                         os.path.join(self.outdir, f"fakes-tick{tick:06d}.png"), self.grid_shape)
         atomic_save(generator, os.path.join(self.outdir, f"network-snapshot-tick{tick:06d}.keras"))
         atomic_save(generator, os.path.join(self.outdir, "generator.keras"))

@@ -30,6 +30,10 @@ batch (`--batch`):
    layer expects; every other part of the step is a mean over samples,
    which the order does not change.
    JAX groups the global batch itself and needs no reordering.
+   Gradient accumulation (`--batch-gpu`) splits each replica's shard into
+   micro-batches of consecutive rows: the order then makes whole groups of
+   every micro-batch (`replica_order` over replicas x micro-batches), on
+   every backend.
 4. The modulated convolution normalises each sample's styles by their own
    RMS (the reference: over the batch; demodulation cancels either scale):
    nothing there depends on the other samples.
@@ -98,6 +102,26 @@ def replica_order(batch_size, num_replicas, group_size):
                            for r in range(num_replicas)]).astype(np.int64)
 
 
+def micro_batches(batch_size, num_replicas, batch_gpu, group_size):
+    """How many micro-batches each replica runs (1 for `batch_gpu` None).
+
+    Raises a ValueError unless each replica's share of the batch is a
+    multiple of `batch_gpu`, and `batch_gpu` of the minibatch-std group (the
+    reference refuses a `--batch-gpu` below `--mbstd-group` too).
+    """
+    local = batch_size // num_replicas
+    if batch_gpu is None or batch_gpu >= local:
+        return 1
+    group = min(group_size or batch_size, batch_size)
+    if batch_gpu < 1 or local % batch_gpu or batch_gpu % group:
+        raise ValueError(
+            f"Expected --batch-gpu to divide each device's batch ({batch_size} over "
+            f"{num_replicas} device(s): {local}) and to be a multiple of the minibatch-std "
+            f"group ({group}), so that each micro-batch holds whole groups. "
+            f"Received: --batch-gpu={batch_gpu}")
+    return local // batch_gpu
+
+
 def mbstd_group(discriminator):
     """The minibatch-std group size of `discriminator` (1 without the layer)."""
     return discriminator.mbstd_group_size if discriminator.mbstd_num_channels else 1
@@ -120,23 +144,31 @@ class Distribution:
         """The context to build or load the model in."""
         return contextlib.nullcontext()
 
-    def check_batch(self, batch_size, group_size):
-        """Raise a ValueError unless the batch splits over the replicas."""
-        del batch_size, group_size
+    def check_batch(self, batch_size, group_size, batch_gpu=None):
+        """Raise a ValueError unless the batch splits over the replicas (and
+        their micro-batches of `batch_gpu`)."""
+        micro_batches(batch_size, self.num_replicas, batch_gpu, group_size)
+
+    def step_batch_gpu(self, batch_gpu):
+        """The model's `batch_gpu` (micro-batch rows of the batch one step sees)
+        for `--batch-gpu` (micro-batch rows per device)."""
+        return batch_gpu
 
     def dataset(self, images, batch_size, group_size, z_dim, mirror=False, seed=0,
-                start_step=0, augment_draws=0):
+                start_step=0, augment_draws=0, batch_gpu=None):
         """What `fit` takes: this process's part of `training_dataset`'s batches.
 
         Args:
-            images: an `ImageDataset`.
+            images: a `StreamingDataset` or an `ImageDataset`.
             batch_size: the global batch.
             group_size: D's minibatch-std group size (`mbstd_group`).
             z_dim, mirror, seed, start_step, augment_draws: as `training_dataset`'s.
+            batch_gpu: the micro-batch size (gradient accumulation); None for none.
         """
-        del group_size
+        rounds = micro_batches(batch_size, 1, batch_gpu, group_size)
+        rows = replica_order(batch_size, rounds, group_size) if rounds > 1 else None
         return training_dataset(images, batch_size, z_dim, mirror, seed, start_step,
-                                augment_draws=augment_draws)
+                                rows=rows, augment_draws=augment_draws)
 
     def broadcast_state(self, gan):
         """Make every process start from the chief's weights."""
@@ -147,13 +179,14 @@ class _ShardedDistribution(Distribution):
     """Strategies whose replicas each run the step on a shard of the batch
     (TF, torch): the batch is reordered into whole minibatch-std groups."""
 
-    def check_batch(self, batch_size, group_size):
-        self._shards(batch_size, group_size)
+    def check_batch(self, batch_size, group_size, batch_gpu=None):
+        self._shards(batch_size, group_size, batch_gpu)
 
-    def _shards(self, batch_size, group_size):
-        """`(order, local)`: the batch's row order (`replica_order`) and the
-        rows per replica."""
-        order = replica_order(batch_size, self.num_replicas, group_size)
+    def _shards(self, batch_size, group_size, batch_gpu=None):
+        """`(order, local)`: the batch's row order (`replica_order` over the
+        replicas' micro-batches) and the rows per replica."""
+        rounds = micro_batches(batch_size, self.num_replicas, batch_gpu, group_size)
+        order = replica_order(batch_size, self.num_replicas * rounds, group_size)
         return order, batch_size // self.num_replicas
 
 
@@ -182,8 +215,8 @@ class _TFDistribution(_ShardedDistribution):
         return self.strategy.scope()
 
     def dataset(self, images, batch_size, group_size, z_dim, mirror=False, seed=0,
-                start_step=0, augment_draws=0):
-        order, local = self._shards(batch_size, group_size)
+                start_step=0, augment_draws=0, batch_gpu=None):
+        order, local = self._shards(batch_size, group_size, batch_gpu)
 
         def worker_dataset(context):
             # Each worker's replicas take consecutive shards, one element each.
@@ -214,21 +247,29 @@ class _JaxDistribution(Distribution):
         self.process, self.num_processes = jax.process_index(), jax.process_count()
         self.is_chief = self.process == 0
 
-    def check_batch(self, batch_size, group_size):
-        del group_size  # the global batch is grouped as on one device
+    def check_batch(self, batch_size, group_size, batch_gpu=None):
+        # The global batch is grouped as on one device; micro-batches are
+        # slices of the global batch (sharded over the devices).
         if batch_size % self.num_replicas:
             raise ValueError(
                 f"Expected the batch size to be divisible by the number of devices "
                 f"({self.num_replicas}). Received: batch={batch_size}")
+        return micro_batches(batch_size, self.num_replicas, batch_gpu, group_size)
+
+    def step_batch_gpu(self, batch_gpu):
+        # The step sees the global batch: a micro-batch is batch_gpu per device.
+        return None if batch_gpu is None else batch_gpu * self.num_replicas
 
     def dataset(self, images, batch_size, group_size, z_dim, mirror=False, seed=0,
-                start_step=0, augment_draws=0):
-        self.check_batch(batch_size, group_size)
-        rows = None
+                start_step=0, augment_draws=0, batch_gpu=None):
+        rounds = self.check_batch(batch_size, group_size, batch_gpu)
+        order = (replica_order(batch_size, rounds, group_size) if rounds > 1
+                 else np.arange(batch_size))
+        rows = None if rounds == 1 else order
         if self.num_processes > 1:
             # A process's devices hold consecutive rows of the global batch.
             local = batch_size // self.num_processes
-            rows = np.arange(self.process * local, (self.process + 1) * local)
+            rows = order[self.process * local:(self.process + 1) * local]
         return training_dataset(images, batch_size, z_dim, mirror, seed, start_step, rows=rows,
                                 augment_draws=augment_draws)
 
@@ -259,8 +300,8 @@ class _TorchDistribution(_ShardedDistribution):
         self.is_chief = self.rank == 0
 
     def dataset(self, images, batch_size, group_size, z_dim, mirror=False, seed=0,
-                start_step=0, augment_draws=0):
-        order, local = self._shards(batch_size, group_size)
+                start_step=0, augment_draws=0, batch_gpu=None):
+        order, local = self._shards(batch_size, group_size, batch_gpu)
         return training_dataset(images, batch_size, z_dim, mirror, seed, start_step,
                                 rows=order[self.rank * local:(self.rank + 1) * local],
                                 augment_draws=augment_draws)

@@ -155,13 +155,25 @@ class AliasFreeGAN(keras.Model):
             as `sqrt(mean over ws of sum over w_dim)` of the gradient, and `a`
             (`pl_mean`) its moving average with decay `pl_decay`.
         pl_decay, pl_batch_shrink, g_reg_interval: see `pl_weight`.
+        batch_gpu: micro-batch size: each device's batch is run as
+            micro-batches of this many samples whose gradients are averaged
+            before the optimizer step (the reference's `--batch-gpu`); None
+            runs it whole. The step equals the unaccumulated one to float
+            rounding when each micro-batch holds whole minibatch-std groups
+            of the whole batch (keras_afgan's pipeline orders the rows so,
+            `training.distribute.replica_order`). Dmain's fakes are generated
+            in one no-gradient pass over the batch, so `w_avg` and the
+            magnitude EMAs take one update per iteration as without
+            accumulation (the reference updates them once per micro-batch);
+            Greg runs per micro-batch and updates `pl_mean` after each, as the
+            reference does.
     """
 
     def __init__(self, generator, discriminator, r1_gamma=2.0, r1_interval=16, ema_kimg=10.0,
                  ema_rampup=0.05, blur_init_sigma=0.0, blur_fade_kimg=200.0, seed=None,
                  augment_pipe=None, ada_target=None, ada_interval=4, ada_kimg=500.0,
                  mixing_prob=0.0, pl_weight=0.0, pl_decay=0.01, pl_batch_shrink=2,
-                 g_reg_interval=4, **kwargs):
+                 g_reg_interval=4, batch_gpu=None, **kwargs):
         super().__init__(**kwargs)
         if generator.c_dim != discriminator.c_dim:
             raise ValueError(
@@ -199,6 +211,11 @@ class AliasFreeGAN(keras.Model):
                             ("g_reg_interval", g_reg_interval)):
             if isinstance(value, bool) or int(value) != value or value < 1:
                 raise ValueError(f"Expected {name} to be a positive integer. Received: {value!r}")
+        if batch_gpu is not None and (isinstance(batch_gpu, bool) or int(batch_gpu) != batch_gpu
+                                      or batch_gpu < 1):
+            raise ValueError(f"Expected batch_gpu to be a positive integer or None. "
+                             f"Received: {batch_gpu!r}")
+        self.batch_gpu = None if batch_gpu is None else int(batch_gpu)
         self.mixing_prob = float(mixing_prob)
         self.pl_weight = float(pl_weight)
         self.pl_decay = float(pl_decay)
@@ -461,16 +478,22 @@ class AliasFreeGAN(keras.Model):
 
         return self._value_and_grad(fn, self.generator.trainable_variables, "G")
 
-    def phase_dmain(self, z, real, c, blur_sigma=None, gen_c=None, augment=None):
+    def dmain_fakes(self, z, gen_c):
+        """Dmain's fake images: G runs with statistics updates (w_avg,
+        magnitude EMAs: means over the global batch, all replicas), no gradient."""
+        steps = backend_module()
+        with steps.no_grad(), cross_replica_mean(steps.replica_mean):
+            return ops.stop_gradient(self.run_generator(z, gen_c, update_emas=True))
+
+    def phase_dmain(self, z, real, c, blur_sigma=None, gen_c=None, augment=None, fake=None):
         """Dmain: G runs with statistics updates (w_avg, magnitude EMAs) first.
 
-        `c`: the real images' labels; `gen_c`: the fake images' (default `c`).
+        `c`: the real images' labels; `gen_c`: the fake images' (default `c`);
+        `fake`: the fakes when already made (`dmain_fakes`; then `z` is unused).
         """
-        steps = backend_module()
         gen_c = c if gen_c is None else gen_c
-        # The statistics G updates are means over the global batch (all replicas).
-        with steps.no_grad(), cross_replica_mean(steps.replica_mean):
-            fake = ops.stop_gradient(self.run_generator(z, gen_c, update_emas=True))
+        if fake is None:
+            fake = self.dmain_fakes(z, gen_c)
 
         def fn():
             fake_logits = self.run_discriminator(fake, gen_c, blur_sigma,
@@ -604,6 +627,35 @@ class AliasFreeGAN(keras.Model):
     def train_step(self, *args):
         return backend_module().train_step(self, args[0] if len(args) == 1 else args)
 
+    def micro_batches(self, local_batch):
+        """How many micro-batches a device's batch of `local_batch` runs as (`batch_gpu`)."""
+        if self.batch_gpu is None or self.batch_gpu >= local_batch:
+            return 1
+        if local_batch % self.batch_gpu:
+            raise ValueError(
+                f"Expected each device's batch ({local_batch}) to be a multiple of batch_gpu "
+                f"({self.batch_gpu}). Received: batch_gpu={self.batch_gpu}")
+        return local_batch // self.batch_gpu
+
+    def _accumulate(self, phase, rounds):
+        """`phase(k)` -> `(loss, aux, grads)` for micro-batches `k < rounds`:
+        the mean loss, the auxes in a list, and the mean gradients (each
+        round's loss is its micro-batch's mean, so these are the whole
+        batch's). Rounds run one after another (on TensorFlow, each waits
+        for the previous one's gradients, which bounds the memory)."""
+        if rounds == 1:
+            loss, aux, grads = phase(0)
+            return loss, [aux], grads
+        steps = backend_module()
+        total_loss, auxes, total = 0.0, [], None
+        for k in range(rounds):
+            with steps.after(total or []):
+                loss, aux, grads = phase(k)
+            total_loss = total_loss + loss
+            auxes.append(aux)
+            total = list(grads) if total is None else [a + g for a, g in zip(total, grads)]
+        return total_loss / rounds, auxes, [g / rounds for g in total]
+
     def iteration_step(self, data, run_dreg=None, run_greg=None):
         """One training iteration: Gmain, lazy Greg, Dmain, lazy Dreg, G-EMA update.
 
@@ -611,31 +663,50 @@ class AliasFreeGAN(keras.Model):
         decides in the step (`iteration % r1_interval == 0`, `iteration %
         g_reg_interval == 0`). Under a tf.distribute strategy the choice is
         made before the step (`steps.tensorflow.make_train_function`).
-        With several replicas, `data` is this replica's shard of the batch.
+        With several replicas, `data` is this replica's shard of the batch;
+        with `batch_gpu`, each phase runs it as micro-batches of consecutive
+        rows (`micro_batches`).
         """
         steps = backend_module()
         real, c, latents, gen_c, augment = self._unpack(data)
-        batch = int(real.shape[0]) * steps.num_replicas()  # the global batch
-        z_shape = (int(real.shape[0]), self.generator.z_dim)
+        local = int(real.shape[0])
+        batch = local * steps.num_replicas()  # the global batch
+        rounds = self.micro_batches(local)
+        size = local // rounds
+
+        def part(x, k):
+            """Micro-batch `k` of `x` (consecutive rows); `x` itself without accumulation."""
+            return x if x is None or rounds == 1 else x[k * size:(k + 1) * size]
+
+        z_shape = (local, self.generator.z_dim)
         images_seen = ops.convert_to_tensor(self.images_seen)
         sigma = self.blur_sigma(images_seen)
         g_vars = self.generator.trainable_variables
         d_vars = self.discriminator.trainable_variables
 
         z = self._latents(latents, 0, z_shape)
-        loss_g, fake_logits, grads = self.phase_gmain(z, self._gen_labels(gen_c, 0, c), sigma,
-                                                      augment)
+        gen_c_main = self._gen_labels(gen_c, 0, c)
+        loss_g, fake_logits, grads = self._accumulate(
+            lambda k: self.phase_gmain(part(z, k), part(gen_c_main, k), sigma, part(augment, k)),
+            rounds)
+        fake_logits = ops.concatenate(fake_logits, axis=0)
         self._apply(grads, g_vars, "G")
 
         if self.pl_weight > 0:
-            gen_c_greg = self._gen_labels(gen_c, 0, c)
-
             def greg():
                 greg_z = keras.random.normal(z_shape, seed=self.seed_generator)
-                _, (lengths, pl_mean), grads = self.phase_greg(greg_z, gen_c_greg)
-                self._apply(grads, g_vars, "G")
-                self.pl_mean.assign(ops.stop_gradient(pl_mean))
-                penalty = ops.mean(ops.square(lengths - pl_mean))
+                penalties, total = [], None
+                for k in range(rounds):
+                    # pl_mean moves after each micro-batch, as the reference's rounds.
+                    with steps.after(total or []):
+                        _, (lengths, pl_mean), grads = self.phase_greg(
+                            part(greg_z, k), part(gen_c_main, k))
+                    self.pl_mean.assign(ops.stop_gradient(pl_mean))
+                    penalties.append(ops.mean(ops.square(lengths - pl_mean)))
+                    total = list(grads) if total is None else [
+                        a + g for a, g in zip(total, grads)]
+                self._apply([g / rounds for g in total], g_vars, "G")
+                penalty = sum(penalties) / rounds
                 self.trackers["pl_penalty"].update_state(penalty)
                 return penalty
 
@@ -646,17 +717,31 @@ class AliasFreeGAN(keras.Model):
                 greg()
 
         z = self._latents(latents, 1, z_shape)
-        loss_d, (loss_gen, loss_real, _, real_logits), grads = self.phase_dmain(
-            z, real, c, sigma, gen_c=self._gen_labels(gen_c, 1, c), augment=augment)
+        gen_c_dmain = self._gen_labels(gen_c, 1, c)
+        # One pass over the whole batch: the statistics G updates (w_avg,
+        # magnitude EMAs) take one step per iteration, micro-batches or not.
+        fake = self.dmain_fakes(z, c if gen_c_dmain is None else gen_c_dmain)
+        loss_d, dmain_aux, grads = self._accumulate(
+            lambda k: self.phase_dmain(None, part(real, k), part(c, k), sigma,
+                                       gen_c=part(gen_c_dmain, k), augment=part(augment, k),
+                                       fake=part(fake, k)),
+            rounds)
         self._apply(grads, d_vars, "D")
-        self._count_signs(real_logits)
+        loss_gen = sum(aux[0] for aux in dmain_aux) / rounds
+        loss_real = sum(aux[1] for aux in dmain_aux) / rounds
+        real_logits = ops.concatenate([aux[3] for aux in dmain_aux], axis=0)
+        for aux in dmain_aux:
+            self._count_signs(aux[3])
 
         if self.r1_interval > 0:
             def dreg():
-                _, (penalty, logits), grads = self.phase_dreg(real, c, sigma, augment)
+                _, dreg_aux, grads = self._accumulate(
+                    lambda k: self.phase_dreg(part(real, k), part(c, k), sigma,
+                                              part(augment, k)), rounds)
                 self._apply(grads, d_vars, "D")
-                self._count_signs(logits)
-                penalty = ops.mean(penalty)
+                for _, logits in dreg_aux:
+                    self._count_signs(logits)
+                penalty = ops.mean(ops.concatenate([p for p, _ in dreg_aux], axis=0))
                 self.trackers["r1_penalty"].update_state(penalty)
                 return penalty
 
@@ -758,6 +843,7 @@ class AliasFreeGAN(keras.Model):
             "pl_decay": self.pl_decay,
             "pl_batch_shrink": self.pl_batch_shrink,
             "g_reg_interval": self.g_reg_interval,
+            "batch_gpu": self.batch_gpu,
         }
 
     @classmethod

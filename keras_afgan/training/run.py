@@ -105,6 +105,8 @@ class RunConfig:
     metrics: str = ""
     metrics_num: int = 50000
     inception: str = None
+    vgg16: str = None
+    batch_gpu: int = None
     strategy: str = "none"
     precision: str = "float32"
     aug: str = "ada"
@@ -217,6 +219,15 @@ def _validate(config):
         raise ValueError(
             f"Expected the batch size to be divisible by the minibatch-stddev group size "
             f"{config.mbstd_group}. Received: batch={config.batch}")
+    if config.batch_gpu is not None:
+        if isinstance(config.batch_gpu, bool) or int(config.batch_gpu) != config.batch_gpu \
+                or config.batch_gpu < 1:
+            raise ValueError(f"Expected --batch-gpu to be a positive integer. "
+                             f"Received: {config.batch_gpu!r}")
+        if config.batch_gpu < group:
+            raise ValueError(
+                f"Expected --batch-gpu >= the minibatch-std group ({group}), as the reference "
+                f"requires (or a smaller --mbstd-group). Received: --batch-gpu={config.batch_gpu}")
 
 
 def _conv_clamp(config):
@@ -388,7 +399,7 @@ def build_transfer_gan(config, pretrained, c_dim, img_channels):
 # Settings a continued run may change: a step's result does not depend on
 # them (the strategy: on the device count).
 FREE = ("kimg", "resume", "verbose", "outdir", "snap", "data", "metrics", "metrics_num",
-        "inception", "strategy")
+        "inception", "vgg16", "strategy", "batch_gpu")
 
 
 def _continued_config(config, saved):
@@ -465,11 +476,11 @@ def train(config, snapshot_metrics=None):
     elif not continuing and config.resume is not None:
         pretrained = load_pretrained(config.resume)
         config = _transfer_config(config, pretrained)
-    distribution.check_batch(config.batch, config.mbstd_group)
+    distribution.check_batch(config.batch, config.mbstd_group, config.batch_gpu)
     os.makedirs(config.outdir, exist_ok=True)
 
     channels = 3 if pretrained is None else pretrained.G_ema.img_channels
-    source = afgan_data.load_images(config.data, resolution=config.resolution,
+    source = afgan_data.open_images(config.data, resolution=config.resolution,
                                     use_labels=config.cond, channels=channels)
     resolution = source.resolution
     c_dim = source.c_dim if config.cond else 0
@@ -515,10 +526,13 @@ def train(config, snapshot_metrics=None):
         if verbose:
             print(f"Training already reached {config.kimg} kimg in {config.outdir}.")
         return gan
+    # A memory setting, free to change on a continued run: set, not restored.
+    gan.batch_gpu = distribution.step_batch_gpu(config.batch_gpu)
     dataset = distribution.dataset(
         source, config.batch, mbstd_group(gan.discriminator), z_dim=gan.generator.z_dim,
         seed=config.seed, mirror=config.mirror, start_step=done_steps,
-        augment_draws=NUM_DRAWS if gan.augment_pipe is not None else 0)
+        augment_draws=NUM_DRAWS if gan.augment_pipe is not None else 0,
+        batch_gpu=config.batch_gpu)
     callbacks = []
     if distribution.is_chief:
         metrics_fn = None if snapshot_metrics is None else snapshot_metrics(config, source)
@@ -527,7 +541,7 @@ def train(config, snapshot_metrics=None):
         reals = os.path.join(config.outdir, "reals.png")
         if not os.path.exists(reals):
             picks = np.random.default_rng(config.seed).choice(len(source), grid_z.shape[0])
-            save_image_grid(from_uint8(source.images[picks]), reals,
+            save_image_grid(from_uint8(source.read(picks)), reals,
                             grid_shape)
         callbacks.append(TrainingMonitor(
             config.outdir, steps_per_tick, config.batch, config.snap, grid_z, grid_c,
@@ -546,6 +560,10 @@ def train(config, snapshot_metrics=None):
     gan.fit(dataset, epochs=total_ticks, initial_epoch=initial_tick,
             steps_per_epoch=steps_per_tick, callbacks=callbacks, verbose=verbose,
             shuffle=False)
+    if verbose and source.failed:
+        print(f"{len(source.failed)} images of {source.name} did not decode and were replaced "
+              f"by the next readable one in every batch: {list(source.failed[:10])}"
+              + (" and more" if len(source.failed) > 10 else ""))
     return gan
 
 

@@ -47,7 +47,7 @@ def test_equivariance_metrics_print_and_append_json(network, tmp_path):
             sampled_equivariance(G, name, num=4, seed=1), abs=1e-3)
 
 
-def test_fid_kid_pr_from_a_folder_of_reals(network, inception_file, tmp_path):
+def test_fid_kid_pr_from_a_folder_of_reals(network, inception_file, vgg16_file, tmp_path):
     _, path = network
     reals = tmp_path / "reals"
     reals.mkdir()
@@ -56,8 +56,8 @@ def test_fid_kid_pr_from_a_folder_of_reals(network, inception_file, tmp_path):
         Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(reals / f"{i}.png")
     out = str(tmp_path / "m.jsonl")
     result = _run(f"--network={path}", "--metrics=fid50k_full,kid50k_full,pr50k3_full",
-                  f"--data={reals}", f"--inception={inception_file}", "--num=6", "--batch=3",
-                  f"--out={out}")
+                  f"--data={reals}", f"--inception={inception_file}", f"--vgg16={vgg16_file}",
+                  "--num=6", "--batch=3", f"--out={out}", f"--cache-dir={tmp_path / 'cache'}")
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads(open(out).read())["results"]
     assert set(results) == {"fid50k_full", "kid50k_full", "pr50k3_full_precision",

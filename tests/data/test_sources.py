@@ -218,3 +218,58 @@ def test_bad_arguments(tmp_path, kwargs, name):
 def test_bad_data_argument():
     with pytest.raises(ValueError, match="42"):
         data.load_images(42)
+
+
+def test_streamed_batches_equal_the_in_memory_ones(tmp_path):
+    """The training stream of a zip, decoded per batch, equals the stream of
+    the same images loaded into memory (same order, mirror flips, labels)."""
+    arrays, _ = _labelled_folder(tmp_path / "ds", np.random.default_rng(8))
+    archive = tmp_path / "ds.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in sorted((tmp_path / "ds").rglob("*")):
+            zf.write(path, path.relative_to(tmp_path / "ds").as_posix())
+    streamed = data.open_images(str(archive), use_labels=True)
+    loaded = data.load_images(str(archive), use_labels=True)
+    assert isinstance(streamed, data.StreamingDataset) and not hasattr(streamed, "images")
+    kwargs = dict(batch_size=4, z_dim=3, mirror=True, seed=2, start_step=5)
+    ours = data.training_dataset(streamed, **kwargs).take(4)
+    theirs = data.training_dataset(loaded, **kwargs).take(4)
+    for a, b in zip(ours.as_numpy_iterator(), theirs.as_numpy_iterator()):
+        for key in b:
+            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+def test_an_image_that_fails_to_decode_in_a_batch_is_replaced_and_counted(tmp_path):
+    """Its header parses at open (no full decode pass); its pixels fail at
+    the first read: the next readable image stands in, with one warning."""
+    rng = np.random.default_rng(9)
+    arrays = [rng.integers(0, 256, (8, 8, 3), dtype=np.uint8) for _ in range(3)]
+    for i, array in enumerate(arrays):
+        write_image(tmp_path / f"{i}.png", array)
+    buffer = io.BytesIO()
+    Image.fromarray(arrays[1]).save(buffer, format="PNG")
+    (tmp_path / "1.png").write_bytes(buffer.getvalue()[:60])  # header intact, pixels cut
+    source = data.open_images(str(tmp_path))
+    assert len(source) == 3 and source.skipped == ()
+    with pytest.warns(data.UnreadableImageWarning, match=r"'1.png'.*replaced"):
+        batch = source.read([1, 0, 1])
+    np.testing.assert_array_equal(batch, np.stack([arrays[2], arrays[0], arrays[2]]))
+    assert source.failed == ("1.png",) and source.num_skipped == 1
+    with pytest.raises(IndexError, match=r"\[0, 3\).*7"):
+        source.read([7])
+
+
+def test_tfds_split_slices_stream_from_record_offsets(tfds_dir):
+    """`tfds:NAME[:SPLIT]` with a sliced split reads the records the slice
+    names, in tfds's order, as tfds's own decoding gives them."""
+    import tensorflow_datasets as tfds
+
+    source = data.open_images("tfds:afgan_builtin/textures:train[10:20]", use_labels=True,
+                              data_dir=tfds_dir)
+    builder = tfds.builder("afgan_builtin/textures", data_dir=tfds_dir)
+    expected = list(builder.as_dataset(split="train[10:20]", shuffle_files=False)
+                    .as_numpy_iterator())
+    assert len(source) == 10 and source.c_dim == 5
+    np.testing.assert_array_equal(source.read(np.arange(10)),
+                                  np.stack([e["image"] for e in expected]))
+    np.testing.assert_array_equal(source.labels, [e["label"] for e in expected])

@@ -13,6 +13,7 @@ import pytest
 import scipy.linalg
 
 from keras_afgan.metrics import InceptionFeatures
+from keras_afgan.metrics import fid
 from keras_afgan.metrics import fid_from_features
 from keras_afgan.metrics import frechet_distance
 from keras_afgan.metrics import kernel_inception_distance
@@ -73,6 +74,97 @@ def test_precision_recall_extremes():
     assert precision_recall(real, real + 100.0) == (0.0, 0.0)
     precision, recall = precision_recall(real, rng.standard_normal((50, 4)) * 0.2)
     assert precision > 0.8 and recall < 0.6  # fakes collapsed near the mode
+
+
+def _slow_precision_recall(real, fake, k=3):
+    """Brute force with scipy's cdist: the k-th neighbour radius of each
+    manifold point, then per probe whether any ball holds it."""
+    from scipy.spatial.distance import cdist
+
+    def coverage(manifold, probes):
+        radii = np.sort(cdist(manifold, manifold), axis=1)[:, k]
+        return np.mean([(cdist(p[None], manifold)[0] <= radii).any() for p in probes])
+
+    return coverage(real, fake), coverage(fake, real)
+
+
+def test_precision_recall_in_chunks_equals_brute_force(monkeypatch):
+    rng = np.random.default_rng(5)
+    real = rng.standard_normal((120, 6)).astype(np.float32)
+    fake = (rng.standard_normal((90, 6)) * 0.8 + 1.0).astype(np.float32)
+    expected = _slow_precision_recall(real.astype(np.float64), fake.astype(np.float64))
+    assert 0.05 < expected[0] < 0.95 and 0.05 < expected[1] < 0.95  # not a trivial case
+    monkeypatch.setattr(fid, "DISTANCE_CHUNK", 7 * 120)  # chunks of 7 rows (and 9 for fakes)
+    assert precision_recall(real, fake) == pytest.approx(expected, abs=1e-12)
+
+
+def test_statistics_in_chunks_equal_numpy():
+    rng = np.random.default_rng(6)
+    features = (rng.standard_normal((1001, 5)) * 3 + 10).astype(np.float32)
+    mean, cov = fid.feature_statistics(features, chunk_rows=64)
+    np.testing.assert_allclose(mean, features.astype(np.float64).mean(0), rtol=1e-12)
+    np.testing.assert_allclose(cov, np.cov(features.astype(np.float64), rowvar=False),
+                               rtol=1e-9, atol=1e-9)
+
+
+class _MeanColour:
+    """A stand-in feature network (the cache test needs no Inception): the
+    per-channel mean and standard deviation of each image."""
+
+    name, feature_dim = "MeanColour", 6
+
+    def __init__(self):
+        self.calls = 0
+
+    def file_hash(self):
+        return "0" * 64
+
+    def __call__(self, images):
+        self.calls += 1
+        x = np.asarray(images, np.float32)
+        return np.concatenate([x.mean(axis=(1, 2)), x.std(axis=(1, 2))], axis=1)
+
+
+def test_real_features_are_cached_and_reused(tmp_path):
+    from PIL import Image
+
+    from keras_afgan.data import open_images
+
+    rng = np.random.default_rng(7)
+    folder = tmp_path / "reals"
+    folder.mkdir()
+    arrays = [rng.integers(0, 256, (8, 8, 3), dtype=np.uint8) for _ in range(10)]
+    for i, array in enumerate(arrays):
+        Image.fromarray(array).save(folder / f"{i}.png")
+    network, cache = _MeanColour(), tmp_path / "cache"
+    first = fid.real_features(open_images(str(folder)), network, batch_size=4, cache_dir=cache)
+    np.testing.assert_allclose(first, network(np.stack(arrays)), rtol=1e-6)
+    assert len(list(cache.glob("*.npy"))) == 1
+
+    # The second time the dataset is not read at all.
+    again = open_images(str(folder))
+    again.read = lambda indices: pytest.fail("the cached features were not used")
+    np.testing.assert_array_equal(fid.real_features(again, network, cache_dir=cache), first)
+
+    # A changed file (or another count) is another key.
+    Image.fromarray(255 - arrays[3]).save(folder / "3.png")
+    changed = fid.real_features(open_images(str(folder)), network, cache_dir=cache)
+    np.testing.assert_allclose(changed[3], network((255 - arrays[3])[None])[0], rtol=1e-6)
+    fewer = fid.real_features(open_images(str(folder)), network, num=4, cache_dir=cache)
+    assert fewer.shape == (4, 6) and len(list(cache.glob("*.npy"))) == 3
+
+
+def test_vgg16_features_are_fc2_of_caffe_preprocessed_images(vgg16_file):
+    """Images already 224 px (the resize is then the identity): our features
+    equal fc2 of Keras's VGG16 on BGR images minus the ImageNet means."""
+    images = np.random.default_rng(8).integers(0, 256, (3, 224, 224, 3), dtype=np.uint8)
+    ours = fid.VGG16Features(vgg16_file, batch_size=2)(images)
+    full = keras.applications.VGG16(include_top=True, weights=vgg16_file)
+    fc2 = keras.Model(full.input, full.get_layer("fc2").output)
+    bgr = images[..., ::-1].astype(np.float32) - np.array([103.939, 116.779, 123.68], np.float32)
+    expected = keras.ops.convert_to_numpy(fc2(bgr))
+    assert ours.shape == (3, 4096) and ours.dtype == np.float32
+    np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
 
 
 def test_missing_inception_weights_fail_clearly(tmp_path):

@@ -106,15 +106,17 @@ def _state(gan):
     return {f"{i}:{v.path.split('/', 1)[-1]}": to_numpy(v) for i, v in enumerate(gan.variables)}
 
 
-def run_steps(strategy, out_path, steps=1, **compile_kwargs):
-    """Build the test GAN under `strategy`, fit `steps` steps, save its state to `out_path`."""
+def run_steps(strategy, out_path, steps=1, batch_gpu=None, **compile_kwargs):
+    """Build the test GAN under `strategy`, fit `steps` steps (micro-batches
+    of `batch_gpu` per device), save its state to `out_path`."""
     distribution = make_distribution(strategy)
     with distribution.scope():
         gan = _gan(**compile_kwargs)
     distribution.broadcast_state(gan)
+    gan.batch_gpu = distribution.step_batch_gpu(batch_gpu)
     dataset = distribution.dataset(_images(), BATCH, mbstd_group(gan.discriminator),
                                    z_dim=Z_DIM, seed=SEED,
-                                   augment_draws=NUM_DRAWS)
+                                   augment_draws=NUM_DRAWS, batch_gpu=batch_gpu)
     gan.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
     np.savez(out_path, num_replicas=distribution.num_replicas, **_state(gan))
 
@@ -181,8 +183,8 @@ def _wait(processes, logs, timeout=600):
         assert p.returncode == 0, open(log).read()[-4000:]
 
 
-def _assert_same_step(actual, expected, steps, atol=ATOL):
-    assert int(actual.pop("num_replicas")) == 2
+def _assert_same_step(actual, expected, steps, atol=ATOL, replicas=2):
+    assert int(actual.pop("num_replicas")) == replicas
     assert int(expected.pop("num_replicas")) == 1
     assert sorted(actual) == sorted(expected)
     for key, value in expected.items():
@@ -200,6 +202,28 @@ def test_mirrored_step_on_two_devices_is_the_one_device_step(tmp_path):
     run_python(TF_TWO_CPUS + "from tests.training.test_distribution import run_steps\n"
                f"run_steps('none', {ref!r}, run_eagerly=True)\n"
                f"run_steps('mirrored', {out!r})\n", "tensorflow")
+    _assert_same_step(_load(out), _load(ref), steps=1)
+
+
+def test_micro_batches_give_the_whole_batch_step(tmp_path):
+    """`--batch=8 --batch-gpu=2`: each phase runs 4 micro-batches of 2 (one
+    minibatch-std group each) and averages their gradients; after two
+    iterations (Gmain, Dmain, lazy R1, ADA moving p, G-EMA) every variable
+    equals that of the unaccumulated step."""
+    whole, micro = str(tmp_path / "whole.npz"), str(tmp_path / "micro.npz")
+    run_steps("none", whole, steps=2)
+    run_steps("none", micro, steps=2, batch_gpu=2)
+    _assert_same_step(_load(micro), _load(whole), steps=2, replicas=1)
+
+
+@pytest.mark.slow
+@only_on("tensorflow", "MirroredStrategy")
+def test_mirrored_step_with_micro_batches_is_the_one_device_step(tmp_path):
+    """Two replicas of 4 rows, each in micro-batches of 2, against one device, whole."""
+    ref, out = str(tmp_path / "one.npz"), str(tmp_path / "two.npz")
+    run_python(TF_TWO_CPUS + "from tests.training.test_distribution import run_steps\n"
+               f"run_steps('none', {ref!r}, run_eagerly=True)\n"
+               f"run_steps('mirrored', {out!r}, batch_gpu=2)\n", "tensorflow")
     _assert_same_step(_load(out), _load(ref), steps=1)
 
 
@@ -230,7 +254,9 @@ def data_parallel_run(tmp_path_factory):
     ref, out = str(tmp / "one.npz"), str(tmp / "two.npz")
     run_python("from tests.training.test_distribution import run_steps\n"
                f"run_steps('none', {ref!r}, steps=2)\n"
-               f"run_steps('data_parallel', {out!r}, steps=2)\n", "jax",
+               f"run_steps('data_parallel', {out!r}, steps=2)\n"
+               f"run_steps('data_parallel', {str(tmp / 'micro.npz')!r}, steps=2, batch_gpu=2)\n",
+               "jax",
                env={"XLA_FLAGS": f"--xla_force_host_platform_device_count=2 {JAX_FAST_COMPILE}"})
     return tmp
 
@@ -240,6 +266,14 @@ def data_parallel_run(tmp_path_factory):
 def test_data_parallel_step_on_two_devices_is_the_one_device_step(data_parallel_run):
     _assert_same_step(_load(data_parallel_run / "two.npz"), _load(data_parallel_run / "one.npz"),
                       steps=2)
+
+
+@pytest.mark.slow
+@only_on("jax", "DataParallel")
+def test_data_parallel_step_with_micro_batches_is_the_one_device_step(data_parallel_run):
+    """Two devices, micro-batches of 2 per device (4 rows of the global batch each)."""
+    _assert_same_step(_load(data_parallel_run / "micro.npz"),
+                      _load(data_parallel_run / "one.npz"), steps=2)
 
 
 @pytest.mark.slow
@@ -264,12 +298,15 @@ def test_data_parallel_step_on_two_hosts_is_the_one_device_step(data_parallel_ru
 
 @pytest.mark.slow
 @only_on("torch", "DistributedDataParallel")
-def test_ddp_step_on_two_processes_is_the_one_device_step(tmp_path):
+@pytest.mark.parametrize("batch_gpu", [None, 2])
+def test_ddp_step_on_two_processes_is_the_one_device_step(tmp_path, batch_gpu):
+    """Each process's 4 rows whole, or in micro-batches of 2."""
     script = tmp_path / "ddp.py"
     out = str(tmp_path / "rank")
     script.write_text("import os\n"
                       "from tests.training.test_distribution import run_steps\n"
-                      f"run_steps('ddp', {out!r} + os.environ['RANK'] + '.npz', steps=2)\n")
+                      f"run_steps('ddp', {out!r} + os.environ['RANK'] + '.npz', steps=2, "
+                      f"batch_gpu={batch_gpu})\n")
     run_python("import runpy, sys\n"
                f"sys.argv = ['torchrun', '--standalone', '--nproc_per_node=2', {str(script)!r}]\n"
                "runpy.run_module('torch.distributed.run', run_name='__main__')\n", "torch")

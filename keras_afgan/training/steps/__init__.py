@@ -1,6 +1,6 @@
 """Backend-specific differentiation and control flow for the GAN train step.
 
-Each backend module provides the same four functions, used by
+Each backend module provides the same functions, used by
 `keras_afgan.training.gan.AliasFreeGAN`, whose train step is written once in
 keras.ops on top of them:
 
@@ -17,6 +17,9 @@ keras.ops on top of them:
 - `cond(pred, fn, state)`: run `fn()` (which may assign to any of `state`)
   only where `pred` holds; returns `fn`'s scalar result or 0.
 - `no_grad()`: a context in which no gradient tape is needed.
+- `after(tensors)`: a context whose ops run after `tensors` are computed
+  (TensorFlow's graph would otherwise run independent micro-batches at
+  once; a no-op where execution is already in order).
 - `apply_gradients(optimizer, grads, variables)`: `optimizer.apply` (a
   `LossScaleOptimizer` too: it skips non-finite gradients and rescales).
 

@@ -55,6 +55,11 @@ def cond(pred, fn, state):
     return tf.cond(pred, lambda: tf.cast(fn(), tf.float32), lambda: tf.constant(0.0))
 
 
+def after(tensors):
+    """A context whose ops wait for `tensors` (micro-batches run one at a time)."""
+    return tf.control_dependencies([t for t in tensors if t is not None])
+
+
 def no_grad():
     return contextlib.nullcontext()
 

@@ -10,6 +10,8 @@ module's forward, which does not fit a GAN whose step runs G and D in several
 phases, so the all-reduce is done here.
 """
 
+import contextlib
+
 import torch
 import torch.distributed as dist
 from keras.ops import convert_to_tensor
@@ -63,6 +65,12 @@ def cond(pred, fn, state):
     if bool(pred):
         return fn()
     return torch.zeros((), dtype=torch.float32)
+
+
+def after(tensors):
+    """A context whose ops wait for `tensors`: eager torch runs in order (no-op)."""
+    del tensors
+    return contextlib.nullcontext()
 
 
 def no_grad():
