@@ -58,7 +58,6 @@ def main():
     start = time.time()
     features = fid.real_features(source, network, batch_size=args.batch,
                                  cache_dir=os.path.join(work, "cache"), verbose=True)
-    grown_features = peak_mib() - baseline
     fid.feature_statistics(features)
     first = time.time() - start
     grown = peak_mib() - baseline

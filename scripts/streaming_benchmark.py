@@ -8,7 +8,8 @@
    batch 32) and reports its img/s.
 4. `afgan-train --preset=tiny --resolution=256` on the zip for `--kimg`,
    per backend; then on the 100 built-in faces (the networks' own memory)
-   and on the zip with `--batch-gpu=4` (two micro-batches of the preset's 8).
+   and on the zip with `--batch-gpu=4` (two micro-batches of the preset's 8),
+   or with `--batch-gpu=2 --mbstd-group=2` (`--small`).
 
 Every step runs as its own process under `/usr/bin/time -v`; the peak RSS of
 each is printed with the timings as a Markdown table (BUILD_NOTES.md,
@@ -80,6 +81,8 @@ def main():
                         help="backends that also train on the built-in faces")
     parser.add_argument("--micro", default="tensorflow,jax,torch",
                         help="backends that also train with --batch-gpu=4")
+    parser.add_argument("--small", default="",
+                        help="backends that also train with --batch-gpu=2 --mbstd-group=2")
     args = parser.parse_args()
 
     folder = os.path.join(args.workdir, "photos")
@@ -104,6 +107,9 @@ def main():
     runs += [(backend, "builtin", []) for backend in args.baseline.split(",") if backend]
     runs += [(backend, archive, ["--batch-gpu=4"]) for backend in args.micro.split(",")
              if backend]
+    # Micro-batches of 2 (minibatch-std groups of 2): the least memory at batch 8.
+    runs += [(backend, archive, ["--batch-gpu=2", "--mbstd-group=2"])
+             for backend in args.small.split(",") if backend]
     for backend, data, extra in runs:
         outdir = os.path.join(args.workdir, f"run-{backend}-{len(rows)}")
         shutil.rmtree(outdir, ignore_errors=True)  # a finished run would not train again
