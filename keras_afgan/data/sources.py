@@ -219,12 +219,7 @@ def center_crop_resize(image, resolution=None, channels=3):
     """
     from PIL import Image
 
-    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
-        # 16-bit grayscale (PIL reads 16-bit PNGs as I;16 or I): scale to 8 bits,
-        # where convert() would clip everything above 255 to white.
-        values = np.asarray(image, dtype=np.float64)
-        image = Image.fromarray(np.clip(np.rint(values / 257), 0, 255).astype(np.uint8), "L")
-    image = image.convert("RGB" if channels == 3 else "L")
+    image = to_8_bits(image).convert("RGB" if channels == 3 else "L")
     w, h = image.size
     side = min(w, h)
     left, top = (w - side) // 2, (h - side) // 2
@@ -234,6 +229,18 @@ def center_crop_resize(image, resolution=None, channels=3):
         image = image.resize((resolution, resolution), Image.LANCZOS)
     array = np.asarray(image, dtype=np.uint8)
     return array.reshape(resolution, resolution, channels)
+
+
+def to_8_bits(image):
+    """16-bit grayscale (PIL reads 16-bit PNGs as I;16 or I) scaled to 8-bit
+    `L` (`round(v / 257)`), where convert() would clip everything above 255
+    to white; other images unchanged."""
+    from PIL import Image
+
+    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        values = np.asarray(image, dtype=np.float64)
+        return Image.fromarray(np.clip(np.rint(values / 257), 0, 255).astype(np.uint8), "L")
+    return image
 
 
 # ----------------------------------------------------------------- files
@@ -296,7 +303,8 @@ class ZipReader:
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, zipfile.BadZipFile)
 
 
-def _decode_errors():
+def decode_errors():
+    """The exceptions a file that is no readable image raises when decoded."""
     from PIL import Image
 
     return _DECODE_ERRORS + (Image.DecompressionBombError,)
@@ -400,7 +408,7 @@ class StreamingDataset:
                 continue
             try:
                 return self.decode(k)
-            except _decode_errors() as e:
+            except decode_errors() as e:
                 self._fail(k, e)
         raise ValueError(f"Expected readable images in {self.name!r}. "
                          f"Received: all {len(self)} indexed images unreadable")
@@ -421,7 +429,7 @@ class StreamingDataset:
             try:
                 images.append(self.decode(index))
                 kept.append(index)
-            except _decode_errors() as e:
+            except decode_errors() as e:
                 self._fail(index, e)
         if not images:
             raise ValueError(f"Expected readable images in {self.name!r}. Received: all "
@@ -477,7 +485,7 @@ def _open_files(data, files, resolution, use_labels, channels, max_images):
         try:
             with files.open(name) as stream, Image.open(stream) as image:
                 sides[name] = min(image.size)
-        except _decode_errors() as e:
+        except decode_errors() as e:
             warnings.warn(f"Skipping unreadable image {name!r} in {data!r}: {e}",
                           UnreadableImageWarning, stacklevel=4)
             skipped.append(name)

@@ -33,6 +33,8 @@ import numpy as np
 
 from keras_afgan.data.sources import IMAGE_EXTENSIONS
 from keras_afgan.data.sources import UnreadableImageWarning
+from keras_afgan.data.sources import decode_errors
+from keras_afgan.data.sources import to_8_bits
 
 TRANSFORMS = ("none", "center-crop", "center-crop-wide")
 LABELS = ("dataset.json", "subfolders", "none")
@@ -322,8 +324,6 @@ def convert_dataset(source, dest, resolution=None, transform="none", max_images=
     Returns:
         A `Summary`.
     """
-    from PIL import Image
-
     resolution = parse_resolution(resolution) if not isinstance(resolution, tuple) else resolution
     if transform not in TRANSFORMS:
         raise ValueError(f"Expected --transform in {TRANSFORMS}. Received: {transform!r}")
@@ -361,8 +361,7 @@ def convert_dataset(source, dest, resolution=None, transform="none", max_images=
                 with item.load() as image:
                     image.load()
                     image = _to_rgb_or_l(image)
-            except (OSError, ValueError, SyntaxError, EOFError,
-                    Image.DecompressionBombError) as e:
+            except decode_errors() as e:
                 warnings.warn(f"Skipping unreadable image {item.name!r}: {e}",
                               UnreadableImageWarning, stacklevel=2)
                 skipped.append(item.name)
@@ -411,11 +410,7 @@ def convert_dataset(source, dest, resolution=None, transform="none", max_images=
 
 def _to_rgb_or_l(image):
     """RGB, or L for grayscale sources (16-bit grayscale scaled to 8 bits)."""
-    from PIL import Image
-
-    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
-        values = np.asarray(image, dtype=np.float64)
-        return Image.fromarray(np.clip(np.rint(values / 257), 0, 255).astype(np.uint8), "L")
+    image = to_8_bits(image)
     return image.convert("L" if image.mode in ("L", "LA", "1") else "RGB")
 
 

@@ -695,17 +695,16 @@ class AliasFreeGAN(keras.Model):
         if self.pl_weight > 0:
             def greg():
                 greg_z = keras.random.normal(z_shape, seed=self.seed_generator)
-                penalties, total = [], None
-                for k in range(rounds):
+
+                def round_(k):
                     # pl_mean moves after each micro-batch, as the reference's rounds.
-                    with steps.after(total or []):
-                        _, (lengths, pl_mean), grads = self.phase_greg(
-                            part(greg_z, k), part(gen_c_main, k))
+                    loss, (lengths, pl_mean), grads = self.phase_greg(
+                        part(greg_z, k), part(gen_c_main, k))
                     self.pl_mean.assign(ops.stop_gradient(pl_mean))
-                    penalties.append(ops.mean(ops.square(lengths - pl_mean)))
-                    total = list(grads) if total is None else [
-                        a + g for a, g in zip(total, grads)]
-                self._apply([g / rounds for g in total], g_vars, "G")
+                    return loss, ops.mean(ops.square(lengths - pl_mean)), grads
+
+                _, penalties, grads = self._accumulate(round_, rounds)
+                self._apply(grads, g_vars, "G")
                 penalty = sum(penalties) / rounds
                 self.trackers["pl_penalty"].update_state(penalty)
                 return penalty
