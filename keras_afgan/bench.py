@@ -2,8 +2,12 @@
 
 `afgan-bench` / `python -m keras_afgan.cli.bench` wrap `run_benchmark`.
 
-- forward: `G.predict_on_batch(z)` (compiled when `jit`), `batch` images per call.
-- train: `AliasFreeGAN.train_on_batch` of one G + D iteration with lazy R1
+- forward: `G.predict_on_batch(z)` (XLA on TF and JAX when `jit`), `batch`
+  images per call.
+- train: `AliasFreeGAN.train_on_batch` as `afgan-train` compiles it (the
+  backend's default, `steps.jit_compile_default`: XLA on JAX and on TF with
+  an accelerator, a TF graph on TF CPUs, torch eager; `jit=False`: no XLA)
+  of one G + D iteration with lazy R1
   every `r1_interval` iterations; one repeat is a whole R1 cycle
   (`r1_interval` iterations), so the time per iteration includes R1's share.
   With `augpipe` (an ADA preset, e.g. "bgc"), every image D sees goes
@@ -11,7 +15,8 @@
 
 After `warmup` calls (compilation), the median over `repeats` timed calls is
 reported as images per second. `peak_mem_mb` is the process's peak resident
-memory (CPU), or the accelerator's peak where the backend reports it.
+memory (CPU), or the accelerator's peak where the backend reports it. With
+`roofline`, `conv_roofline` is measured afterwards in the same process.
 """
 
 import dataclasses
@@ -47,6 +52,7 @@ class BenchConfig:
     augpipe: str = ""
     aug_p: float = 0.5
     seed: int = 0
+    roofline: bool = False
 
 
 def _check(config):
@@ -89,6 +95,55 @@ def _peak_memory_mb():
     except Exception:  # memory statistics are best-effort; fall back to the host's
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+ROOFLINE_SIZE = 86  # output pixels per axis of the roofline convolution
+
+
+def conv_gflop(kernel_size, in_channels, out_channels, out_size, batch):
+    """GFLOP of a convolution (2 per multiply-add), `out_size` pixels per axis."""
+    return 2 * kernel_size**2 * in_channels * out_channels * out_size**2 * batch / 1e9
+
+
+def compiled(fn):
+    """`fn` compiled as `afgan-bench` runs code: XLA on TF and JAX, eager torch."""
+    backend = keras.config.backend()
+    if backend == "jax":
+        import jax
+
+        return jax.jit(fn)
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return tf.function(fn, jit_compile=True)
+    return fn
+
+
+def best_time(fn, *args, repeats=3):
+    """Fastest of `repeats` calls of `fn(*args)` after one untimed call, in seconds."""
+    keras.ops.convert_to_numpy(fn(*args))
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        keras.ops.convert_to_numpy(fn(*args))
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def conv_roofline(batch=8, repeats=3):
+    """GFLOP/s of a plain 3x3 128-to-128 convolution ('valid', 88 -> 86 px, float32).
+
+    The machine's own convolution speed on this backend: the denominator of
+    every "fraction of the hardware" in BUILD_NOTES.md. Compiled as
+    `compiled` does.
+    """
+    rng = np.random.default_rng(0)
+    size = ROOFLINE_SIZE + 2
+    x = keras.ops.convert_to_tensor(rng.standard_normal((batch, size, size, 128)), "float32")
+    w = keras.ops.convert_to_tensor(rng.standard_normal((3, 3, 128, 128)), "float32")
+    seconds = best_time(compiled(lambda x, w: keras.ops.conv(x, w, padding="valid")), x, w,
+                        repeats=repeats)
+    return conv_gflop(3, 128, 128, ROOFLINE_SIZE, batch) / seconds
 
 
 def build_models(config):
@@ -134,7 +189,10 @@ def run_benchmark(config):
                 augment = {"augment_pipe": AugmentPipe(**preset_kwargs(config.augpipe),
                                                        p=config.aug_p)}
             gan = AliasFreeGAN(G, D, r1_interval=config.r1_interval, seed=config.seed, **augment)
-            gan.compile(jit_compile=jit)
+            # What training runs: AliasFreeGAN's own choice per backend (XLA on
+            # JAX, a TF graph on TF CPUs, eager torch); `jit=False` turns XLA off.
+            gan.compile(**({} if config.jit else {"jit_compile": False}))
+            jit = bool(gan.jit_compile)
             batch = {
                 "images": rng.uniform(-1, 1, (config.batch, config.res, config.res, 3)).astype(
                     np.float32),
@@ -159,6 +217,7 @@ def run_benchmark(config):
     finally:
         keras.config.set_dtype_policy(previous_policy)
     median = statistics.median(times)
+    roofline = conv_roofline(config.batch) if config.roofline else None
     return {
         "backend": keras.config.backend(),
         "mode": config.mode,
@@ -174,4 +233,5 @@ def run_benchmark(config):
         "sec_per_iteration": median / per_call,
         "times": times,
         "peak_mem_mb": _peak_memory_mb(),
+        "roofline_gflops": roofline,
     }

@@ -12,52 +12,25 @@ to compare the layers (and any target) with.
 """
 
 import argparse
-import time
 
 import keras
 import numpy as np
 from keras import ops
 
+from keras_afgan.bench import ROOFLINE_SIZE
 from keras_afgan.bench import BenchConfig
+from keras_afgan.bench import best_time
 from keras_afgan.bench import build_models
+from keras_afgan.bench import compiled
+from keras_afgan.bench import conv_gflop
+from keras_afgan.bench import conv_roofline
 from keras_afgan.ops.filtered_lrelu import filtered_lrelu
 from keras_afgan.ops.modulated_conv import modulated_conv2d
 
 
-def _compiled(fn):
-    backend = keras.config.backend()
-    if backend == "jax":
-        import jax
-
-        return jax.jit(fn)
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        return tf.function(fn, jit_compile=True)
-    return fn
-
-
-def _best_time(fn, *args, repeats=3):
-    ops.convert_to_numpy(fn(*args))
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        ops.convert_to_numpy(fn(*args))
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
-def _conv_gflop(kernel_size, in_channels, out_channels, out_size, batch):
-    return 2 * kernel_size**2 * in_channels * out_channels * out_size**2 * batch / 1e9
-
-
 def calibrate(batch):
-    rng = np.random.default_rng(0)
-    x = ops.convert_to_tensor(rng.standard_normal((batch, 88, 88, 128)).astype("float32"))
-    w = ops.convert_to_tensor(rng.standard_normal((3, 3, 128, 128)).astype("float32"))
-    seconds = _best_time(_compiled(lambda x, w: ops.conv(x, w, padding="valid")), x, w)
-    print(f"plain 3x3 conv 128->128 at 86 px, batch {batch}: "
-          f"{_conv_gflop(3, 128, 128, 86, batch) / seconds:.0f} GFLOP/s")
+    print(f"plain 3x3 conv 128->128 at {ROOFLINE_SIZE} px, batch {batch}: "
+          f"{conv_roofline(batch):.0f} GFLOP/s")
 
 
 def profile(batch):
@@ -84,11 +57,11 @@ def profile(batch):
 
         kernel = ops.convert_to_tensor(layer.kernel)
         y = conv(x, styles, kernel)
-        t_conv = _best_time(_compiled(conv), x, styles, kernel)
-        t_lrelu = _best_time(_compiled(lrelu), y)
+        t_conv = best_time(compiled(conv), x, styles, kernel)
+        t_lrelu = best_time(compiled(lrelu), y)
         totals[0] += t_conv
         totals[1] += t_lrelu
-        gflop = _conv_gflop(layer.kernel_size, layer.in_channels, layer.out_channels,
+        gflop = conv_gflop(layer.kernel_size, layer.in_channels, layer.out_channels,
                             int(y.shape[1]), batch)
         print(f"{layer.name:12s} {int(x.shape[1]):6d} {int(y.shape[1]):8d} "
               f"{layer.up_factor:>3d}/{layer.down_factor:<3d} {t_conv * 1e3:9.1f} "

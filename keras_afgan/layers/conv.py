@@ -22,7 +22,9 @@ class EqualizedConv2D(keras.layers.Layer):
     decimation then convolves; a kxk conv filters without decimation, then
     convolves with stride 2. With `up=2` (1x1 only: the StyleGAN2
     generator's residual skips), the input is zero-inserted and filtered
-    with the same filter times 4, then convolved.
+    with the same filter times 4, then convolved. The convolutions are
+    marked `double_backward` (the discriminator's: R1 differentiates them
+    twice; see `keras_afgan.ops.conv`).
 
     Args:
         filters: output channels.
@@ -79,7 +81,7 @@ class EqualizedConv2D(keras.layers.Layer):
         elif self.down == 1:
             if k > 1:
                 x = ops.pad(x, [[0, 0], [k // 2, k // 2], [k // 2, k // 2], [0, 0]])
-            x = conv2d_valid(x, w)
+            x = conv2d_valid(x, w, double_backward=True)
         else:
             taps = len(self.resample_filter)
             lo = k // 2 + (taps - self.down + 1) // 2
@@ -89,7 +91,7 @@ class EqualizedConv2D(keras.layers.Layer):
                 x = ops.einsum("nhwi,io->nhwo", x, w[0, 0])
             else:
                 x = upfirdn2d(x, self.resample_filter, padding=(lo, hi, lo, hi))
-                x = conv2d_valid(x, w, strides=self.down)
+                x = conv2d_valid(x, w, strides=self.down, double_backward=True)
         clamp = None if self.conv_clamp is None else self.conv_clamp * gain
         return bias_act(x, self.bias, activation=self.activation,
                         gain=default_gain(self.activation) * gain, clamp=clamp)
