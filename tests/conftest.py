@@ -35,14 +35,6 @@ def _share_compilations():
 
 _share_compilations()
 
-# The XLA flags the tools use (keras_afgan.cpu_tuning): tests run the code as
-# users' training does, and JAX's convolutions ~3x faster. Before JAX starts.
-os.environ.setdefault("KERAS_AFGAN_CPU_TUNING", "1")
-if os.environ["KERAS_AFGAN_CPU_TUNING"] != "0":
-    from keras_afgan.cpu_tuning import use_xla_cpu_flags
-
-    use_xla_cpu_flags()
-
 
 def _share_cores_between_workers():
     """Under pytest-xdist, give each torch worker its share of the cores.
@@ -64,6 +56,16 @@ def _share_cores_between_workers():
 
 
 _share_cores_between_workers()
+
+# The XLA flags the tools use (keras_afgan.cpu_tuning): tests run the code as
+# users' training does, and JAX's convolutions ~3x faster. Before JAX starts,
+# and after the thread settings above: importing keras_afgan imports the
+# backend (torch reads OMP_NUM_THREADS when imported).
+os.environ.setdefault("KERAS_AFGAN_CPU_TUNING", "1")
+if os.environ["KERAS_AFGAN_CPU_TUNING"] != "0":
+    from keras_afgan.cpu_tuning import use_xla_cpu_flags
+
+    use_xla_cpu_flags()
 
 GOLDEN_DIR = pathlib.Path(
     os.environ.get("KERAS_AFGAN_GOLDEN", pathlib.Path(__file__).resolve().parents[2] / "shared" / "golden")
