@@ -70,9 +70,9 @@ def _provide_pkg_resources():
         sys.modules["pkg_resources"] = types.SimpleNamespace(parse_version=parse)
 
 
-def build_reference(args):
-    """The reference's G and D as its `train.py` builds them for these settings."""
-    networks_stylegan2, networks_stylegan3, _ = _import_reference(args.src)
+def build_reference(args, networks_stylegan2, networks_stylegan3):
+    """The reference's G and D as its `train.py` builds them for these settings
+    (the modules from `_import_reference`)."""
     channel_base, channel_max = args.cbase, args.cmax
     g_kwargs = dict(z_dim=args.zdim, c_dim=0, w_dim=args.wdim, img_resolution=args.res,
                     img_channels=3, channel_base=channel_base, channel_max=channel_max,
@@ -119,7 +119,7 @@ def run(args):
 
     torch.manual_seed(args.seed)
     networks_stylegan2, networks_stylegan3, loss_module = _import_reference(args.src)
-    G, D = build_reference(args)
+    G, D = build_reference(args, networks_stylegan2, networks_stylegan3)
     device = torch.device("cpu")
     z = torch.randn([args.batch, G.z_dim])
     c = torch.zeros([args.batch, 0])

@@ -81,9 +81,11 @@ def compare_reference(src):
     for name in _FLAGS.backends:
         if name not in BACKENDS:
             raise ValueError(f"Expected --backends from {BACKENDS}. Received: {name!r}")
+    from keras_afgan.bench import MODES
+
     for mode in _FLAGS.modes:
-        if mode not in ("forward", "train"):
-            raise ValueError(f"Expected --modes from ('forward', 'train'). Received: {mode!r}")
+        if mode not in MODES:
+            raise ValueError(f"Expected --modes from {MODES}. Received: {mode!r}")
     if _FLAGS.cfg not in ("stylegan3-t", "stylegan3-r") or _FLAGS.precision != "float32" \
             or _FLAGS.augpipe:
         raise ValueError("--compare-reference times the reference's float32 StyleGAN3 without "
