@@ -13,10 +13,11 @@ JAX or builds a network:
   XLA's CPU compiler (JAX; TensorFlow's `jit_compile`): with them a 3x3
   128-to-128 convolution ran at 63 GFLOP/s, without them 189 (2026-12-05,
   AVX-512); NaN still propagates through clamps (checked on both).
-  `--xla_cpu_use_fusion_emitters=false` made JAX's 64 px train step 12 %
-  faster but TensorFlow's XLA then clamps NaN to the bound (a NaN request
-  served as -64 gray instead of NaN), and a TF process started from a JAX
-  one inherits `XLA_FLAGS`: not used. XLA reads the variable when it
+  `--xla_cpu_use_fusion_emitters=false` is not used: TensorFlow's XLA
+  with it clamps NaN to the bound (a NaN request served as -64 gray instead
+  of NaN; a TF process started from a JAX one inherits `XLA_FLAGS`), and
+  since the resampling's own gradients it no longer speeds JAX's step
+  (BUILD_NOTES.md). XLA reads the variable when it
   creates its CPU client: before the first JAX computation.
 - `reuse_freed_memory()`: glibc returns every freed block over 32 MiB to the
   system and maps the next one afresh, so each large activation of a torch

@@ -22,10 +22,16 @@ CPU, where its layers run in float32 anyway; we keep its defaults, clamp 256):
   `accumulate_gradients` followed by the loop's gradient clean-up and its
   Adam step (lazy-regularisation-adjusted lr and betas for D), then the
   G-EMA update. One repeat is a whole R1 cycle, as in `keras_afgan.bench`.
+
+`--reuse_freed_memory`: glibc keeps freed memory for reuse
+(`keras_afgan.cpu_tuning.reuse_freed_memory`, which our tools apply to
+torch), so the reference runs with our process settings; the result's
+`backend` is then "reference-tuned".
 """
 
 import argparse
 import copy
+import importlib.util
 import json
 import os
 import resource
@@ -52,6 +58,16 @@ def _import_reference(src):
     from training import networks_stylegan3
 
     return networks_stylegan2, networks_stylegan3, loss_module
+
+
+def _reuse_freed_memory():
+    """`keras_afgan.cpu_tuning.reuse_freed_memory()`, loaded from its file (it
+    needs only the standard library): importing the package would import Keras."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cpu_tuning.py")
+    spec = importlib.util.spec_from_file_location("_keras_afgan_cpu_tuning", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.reuse_freed_memory()
 
 
 def _provide_pkg_resources():
@@ -115,6 +131,8 @@ def conv_roofline(batch=8, repeats=3):
 
 
 def run(args):
+    if args.reuse_freed_memory and not _reuse_freed_memory():
+        raise SystemExit("--reuse_freed_memory needs glibc (mallopt); not available here.")
     import torch
 
     torch.manual_seed(args.seed)
@@ -187,7 +205,8 @@ def run(args):
     median = statistics.median(times)
     roofline = conv_roofline(args.batch) if args.roofline else None
     return {
-        "backend": "reference", "mode": args.mode, "cfg": args.cfg, "res": args.res,
+        "backend": "reference-tuned" if args.reuse_freed_memory else "reference",
+        "mode": args.mode, "cfg": args.cfg, "res": args.res,
         "cbase": args.cbase, "cmax": args.cmax, "batch": args.batch, "precision": "float32",
         "jit": False, "torch": torch.__version__, "threads": torch.get_num_threads(),
         "img_per_s": images_per_call / median, "sec_per_iteration": median / per_call,
@@ -207,6 +226,8 @@ def parse_args(argv=None):
     parser.add_argument("--gamma", type=float, default=2.0)
     parser.add_argument("--roofline", action="store_true",
                         help="afterwards, time a plain 3x3 128-to-128 convolution")
+    parser.add_argument("--reuse_freed_memory", action="store_true",
+                        help="keep freed memory for reuse, as our tools do for torch")
     parser.add_argument("--json", default=None, help="append the result as one JSON line")
     args = parser.parse_args(argv)
     for name in ("res", "cbase", "cmax", "zdim", "wdim", "batch", "repeats", "r1_interval"):

@@ -118,6 +118,30 @@ def test_reference_driver_runs_the_loops_phases(tmp_path):
     assert record["sec_per_iteration"] == pytest.approx(record["times"][0] / 2)
 
 
+def test_reference_driver_can_run_with_our_process_settings(tmp_path):
+    # --reuse_freed_memory loads cpu_tuning by its path (the process must not
+    # import Keras): a freed 256 MiB block then stays resident.
+    _fake_reference_checkout(tmp_path / "ref")
+    script = os.path.join(REPO_ROOT, "keras_afgan", "reference_bench.py")
+    check = ("import runpy, sys, json; sys.argv = sys.argv[1:]; "
+             "g = runpy.run_path(sys.argv[0], run_name='bench'); r = g['main']();"
+             "import numpy as np\n"
+             "def rss(): return int(open('/proc/self/statm').read().split()[1]) * 4096 / 2**20\n"
+             "before = rss(); a = np.ones(2**26, np.float32); del a\n"
+             "print(json.dumps([r['backend'], rss() - before, 'keras' in sys.modules]))")
+    grown = {}
+    for flag in ("", "--reuse_freed_memory"):
+        result = subprocess.run(
+            [sys.executable, "-c", check, script, f"--src={tmp_path / 'ref'}", "--res=8",
+             "--batch=2", "--zdim=4", "--warmup=0", "--repeats=1"] + ([flag] if flag else []),
+            capture_output=True, text=True, cwd=tmp_path, timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+        backend, grown[flag], imported_keras = json.loads(result.stdout.strip().splitlines()[-1])
+        assert backend == ("reference-tuned" if flag else "reference")
+        assert not imported_keras
+    assert grown[""] < 64 and grown["--reuse_freed_memory"] > 192, grown
+
+
 def test_reference_driver_refuses_a_folder_that_is_no_checkout(tmp_path):
     script = os.path.join(REPO_ROOT, "keras_afgan", "reference_bench.py")
     result = subprocess.run([sys.executable, script, f"--src={tmp_path}"], capture_output=True,
@@ -140,14 +164,18 @@ def test_compare_reference_prints_ratios_to_the_reference(tmp_path):
          f"--json={out}"], capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     rows = [json.loads(line) for line in open(out).read().splitlines()]
+    backend = keras.config.backend()
     assert [(r["mode"], r["backend"]) for r in rows] == [
-        ("forward", "reference"), ("forward", keras.config.backend()),
-        ("train", "reference"), ("train", keras.config.backend())]
+        (mode, name) for mode in ("forward", "train")
+        for name in ("reference", "reference-tuned", backend)]
     assert all(r["roofline_gflops"] > 0 for r in rows)
-    table = result.stdout[result.stdout.index("x ref"):]
+    table = result.stdout[result.stdout.index("x ref"):].splitlines()
     for r in rows:
-        ref = next(x for x in rows if x["mode"] == r["mode"] and x["backend"] == "reference")
-        assert f"{r['img_per_s'] / ref['img_per_s']:7.2f}" in table
+        refs = [next(x for x in rows if x["mode"] == r["mode"] and x["backend"] == name)
+                for name in ("reference", "reference-tuned")]
+        line = next(line for line in table if line.split()[:2] == [r["mode"], r["backend"]])
+        ratios = [f"{r['img_per_s'] / ref['img_per_s']:.2f}" for ref in refs]
+        assert line.split()[3:5] == ratios, (line, ratios)
 
 
 def test_compare_reference_refuses_a_folder_that_is_no_checkout(tmp_path):

@@ -12,7 +12,13 @@ here) times the reference's CPU path (keras_afgan/reference_bench.py) and
 ours on each of --backends, for each of --modes, one child process at a time
 (never two at once: they would share the cores), each with the plain
 convolution roofline measured in the same process; then prints one table
-with our speed as a multiple of the reference's.
+with our speed as a multiple of the reference's. The reference runs twice:
+"reference" as its users run it (with torch's huge pages, like ours), and
+"reference-tuned" with the process settings our tools give torch
+(`keras_afgan.cpu_tuning`: glibc keeps freed memory), which made its
+training step 3-4x faster on a 2-core AVX-512 machine (BUILD_NOTES.md):
+"x ref" compares with the first, "x tuned" with the second (code against
+code).
 """
 
 import json
@@ -58,6 +64,7 @@ flags.DEFINE_integer("train_warmup", 1, "--compare-reference: untimed R1 cycles 
 flags.DEFINE_integer("train_repeats", 3, "--compare-reference: timed R1 cycles for train rows.")
 
 BACKENDS = ("tensorflow", "jax", "torch")
+REFERENCES = ("reference", "reference-tuned")  # as users run it; with our process settings
 _SHARED_FLAGS = ("res", "cbase", "cmax", "zdim", "wdim", "batch", "r1_interval", "num_layers")
 
 
@@ -102,14 +109,15 @@ def compare_reference(src):
                       [f"--warmup={_FLAGS.warmup}", f"--repeats={_FLAGS.repeats}"])
             shared = [f"--{name}={getattr(_FLAGS, name)}" for name in _SHARED_FLAGS]
             shared += [f"--mode={mode}", f"--cfg={_FLAGS.cfg}", "--roofline"] + timing
-            for backend in ["reference"] + list(_FLAGS.backends):
+            for backend in list(REFERENCES) + list(_FLAGS.backends):
                 json_path = os.path.join(tmp, f"{mode}-{backend}.jsonl")
                 env = dict(os.environ)
-                if backend == "reference":
-                    # The torch allocator setting ours runs with (prepare_process):
-                    # the comparison is of the code, not of the allocator.
+                if backend in REFERENCES:
+                    # Torch's huge pages, as ours (prepare_process) in both.
                     env.setdefault("THP_MEM_ALLOC_ENABLE", "1")
                     command = [sys.executable, reference_script, f"--src={src}"]
+                    if backend == "reference-tuned":
+                        command.append("--reuse_freed_memory")
                 else:
                     env["KERAS_BACKEND"] = backend
                     command = [sys.executable, "-m", "keras_afgan.cli.bench",
@@ -121,19 +129,22 @@ def compare_reference(src):
 
 
 def print_comparison(rows):
-    reference = {row["mode"]: row.get("img_per_s") for row in rows
-                 if row["backend"] == "reference"}
-    print(f"\n{'mode':<8} {'backend':<11} {'img/s':>8} {'x ref':>7} {'s/iter':>8} "
-          f"{'peak MB':>8} {'conv GFLOP/s':>13}")
+    """The side-by-side table: img/s and its multiple of each reference row's."""
+    baselines = [{row["mode"]: row.get("img_per_s") for row in rows if row["backend"] == name}
+                 for name in REFERENCES]
+    print(f"\n{'mode':<8} {'backend':<15} {'img/s':>8} {'x ref':>7} {'x tuned':>7} "
+          f"{'s/iter':>8} {'peak MB':>8} {'conv GFLOP/s':>13}")
     for row in rows:
         if "error" in row:
-            print(f"{row['mode']:<8} {row['backend']:<11} failed: {row['error']}")
+            print(f"{row['mode']:<8} {row['backend']:<15} failed: {row['error']}")
             continue
-        ratio = row["img_per_s"] / reference[row["mode"]] if reference.get(row["mode"]) else None
-        ratio = f"{ratio:7.2f}" if ratio is not None else f"{'-':>7}"
+        ratios = ""
+        for baseline in baselines:
+            base = baseline.get(row["mode"])
+            ratios += f" {row['img_per_s'] / base:7.2f}" if base else f" {'-':>7}"
         roofline = row.get("roofline_gflops")
         roofline = f"{roofline:13.0f}" if roofline else f"{'-':>13}"
-        print(f"{row['mode']:<8} {row['backend']:<11} {row['img_per_s']:8.3f} {ratio} "
+        print(f"{row['mode']:<8} {row['backend']:<15} {row['img_per_s']:8.3f}{ratios} "
               f"{row['sec_per_iteration']:8.3f} {row['peak_mem_mb']:8.0f} {roofline}")
 
 

@@ -12,10 +12,11 @@ cropping, convolution and decimation together are one linear map from
   are multiplied (`taps / up` per output when upsampling) and no discarded
   sample is computed; the phases are interleaved by a stack and a reshape.
   Under XLA the slices, products and the interleave fuse into one loop.
-  On JAX and TensorFlow its gradient is the transposed map as matrices (a
-  custom gradient):
-  differentiating the slices themselves gives interior pads and scatters
-  that XLA compiles ~5x and runs 3-5x slower.
+  Its gradient is a custom one, the transposed map: on JAX the transposed
+  map's own polyphase form (`adjoint_polyphase_plan`; the transpose of an
+  upfirdn is again an upfirdn), on TensorFlow as matrices. Differentiating
+  the slices themselves gives interior pads and scatters that XLA compiles
+  ~5x and runs 3-5x slower.
 - "matrix" (op by op, and TensorFlow's train steps; see `default_method`): the whole
   map as a small banded `[out_size, in_size]` matrix, applied as one
   broadcast matrix product per axis: few large ops.
@@ -339,24 +340,27 @@ def upfirdn2d(x, f, up=1, down=1, padding=0, gain=1.0, method=None):
     in_h, in_w = int(x.shape[1]), int(x.shape[2])
     terms = _axis_terms(f, gain)
 
-    def polyphase(x):
-        total = None
-        for fy, fx in terms:
-            y = _polyphase_axis(x, polyphase_plan(in_w, fx, up, down, x_lo, x_hi), axis=2)
-            y = _polyphase_axis(y, polyphase_plan(in_h, fy, up, down, y_lo, y_hi), axis=1)
-            total = y if total is None else total + y
-        return total
-
-    if method == "polyphase" and keras.config.backend() == "torch":
-        return polyphase(x)
+    plans = tuple((polyphase_plan(in_w, fx, up, down, x_lo, x_hi),
+                   polyphase_plan(in_h, fy, up, down, y_lo, y_hi)) for fy, fx in terms)
+    backend = keras.config.backend()
+    if method == "polyphase" and backend == "torch":
+        return _polyphase_apply(x, plans)
+    # Differentiating the strided slices themselves gives interior pads and
+    # scatters, which XLA compiles ~5x slower and runs 3-5x slower than the
+    # matrix products (measured on 36-148 px, BUILD_NOTES.md); the map is
+    # linear, so its gradient is the transposed map, applied in polyphase
+    # form on JAX (the 64 px train step 8.0 -> 6.8 s against the matrices,
+    # BUILD_NOTES.md "Speed") and as matrices on TensorFlow.
+    if method == "polyphase" and backend == "jax":
+        adjoint_plans = tuple((adjoint_polyphase_plan(in_w, fx, up, down, x_lo, x_hi),
+                               adjoint_polyphase_plan(in_h, fy, up, down, y_lo, y_hi))
+                              for fy, fx in terms)
+        return _jax_linear_map()(x, plans, adjoint_plans)
     my, mx = resampling_matrices(in_h, in_w, f, up, down, padding, gain)
     if method == "matrix":
         return apply_matrices(x, mx, my)
-    # JAX and TensorFlow differentiate strided slices into interior pads and
-    # scatters, which XLA compiles ~5x slower and runs 3-5x slower than the
-    # matrix products (measured on 36-148 px, BUILD_NOTES.md); the map is
-    # linear, so its gradient is the transposed map, applied as matrices.
-    return _with_matrix_gradient(polyphase, x, mx, my)
+    return _with_matrix_gradient(lambda x: _polyphase_apply(x, plans, separate_passes=True),
+                                 x, mx, my)
 
 
 def apply_matrices(x, mx, my):
@@ -384,39 +388,93 @@ def apply_matrices(x, mx, my):
 
 
 def _with_matrix_gradient(fn, x, mx, my):
-    """`fn(x)` whose vector-Jacobian product is the transposed matrices' (JAX, TF).
+    """`fn(x)` whose vector-Jacobian product is the transposed matrices' (TensorFlow).
 
     `fn` must be the linear map `apply_matrices(., mx, my)` in another form.
     The gradient is itself plain matrix products, so it can be differentiated
     again (R1's double backward).
     """
+    import tensorflow as tf
+
     mx_t, my_t = np.transpose(mx, (0, 2, 1)), np.transpose(my, (0, 2, 1))
-    if keras.config.backend() == "tensorflow":
-        import tensorflow as tf
 
-        @tf.custom_gradient
-        def linear_tf(x):
-            def backward(dy):
-                return apply_matrices(dy, mx_t, my_t)
+    @tf.custom_gradient
+    def linear(x):
+        def backward(dy):
+            return apply_matrices(dy, mx_t, my_t)
 
-            return fn(x), backward
+        return fn(x), backward
 
-        return linear_tf(x)
+    return linear(x)
 
+
+def adjoint_polyphase_plan(in_size, f, up=1, down=1, pad_lo=0, pad_hi=0, gain=1.0):
+    """The polyphase plan of the transpose of 1-D upfirdn's map (see `polyphase_plan`).
+
+    The transpose of "zero-insert by `up`, pad, convolve with `f`, keep every
+    `down`-th" is again an upfirdn: zero-insert by `down`, pad by
+    `taps - 1 - pad_lo` (crop where negative) and whatever brings the output
+    back to `in_size` samples, convolve with the reversed `f`, keep every
+    `up`-th. It maps `out_size` samples to `in_size`.
+    """
+    f = np.ascontiguousarray(_as_filter(f).reshape(-1))
+    taps = f.size
+    out_size = output_size(in_size, taps, up, down, pad_lo, pad_hi)
+    lo = taps - 1 - pad_lo
+    hi = (in_size - 1) * up + taps - out_size * down - lo
+    return polyphase_plan(out_size, f[::-1], down, up, lo, hi, gain)
+
+
+def _polyphase_apply(x, plans, separate_passes=False):
+    """`sum_r` of the separable polyphase maps `plans` (`((plan_x, plan_y), ...)`).
+
+    `separate_passes` (under XLA: JAX, TensorFlow's `jit_compile`): where
+    the height pass is a plain decimating filter (one phase, no padding),
+    one zero row is appended to the width pass's output; the height pass
+    never reads it. Without it XLA fuses the two passes into one loop that
+    recomputes each width-pass sample for every height tap (12 times for the
+    12-tap 2x downsampling): a [8, 178, 178, 128] downsampling took 60 ms
+    instead of 37; the 64 px bench forward went 6.3 -> 7.5 img/s on JAX,
+    6.7 -> 8.5 on TensorFlow's XLA, the JAX train step 6.6 -> 6.1 s
+    (BUILD_NOTES.md "Speed"). XLA does not fuse a padded operand into a
+    consumer that reads each element many times. Upsampling passes (several
+    phases, interleaved by a stack) are not fused that way and get no row.
+    """
+    total = None
+    for plan_x, plan_y in plans:
+        y = _polyphase_axis(x, plan_x, axis=2)
+        _, _, pad_left, pad_right, phases = plan_y
+        if separate_passes and len(phases) == 1 and not (pad_left or pad_right):
+            y = ops.pad(y, [[0, 0], [0, 1], [0, 0], [0, 0]])
+        y = _polyphase_axis(y, plan_y, axis=1)
+        total = y if total is None else total + y
+    return total
+
+
+@functools.cache
+def _jax_linear_map():
+    """`apply(x, plans, adjoint_plans)`: `_polyphase_apply(x, plans)` (JAX) whose
+    vector-Jacobian product is `apply(dy, adjoint_plans, plans)`.
+
+    The map and its transpose are each other's gradient, so derivatives of
+    every order (R1's double backward) are polyphase maps again. The forward
+    rule calls `apply` itself so that a second derivative, which also
+    differentiates the forward pass, meets these rules there too.
+    """
     import jax
 
-    @jax.custom_vjp
-    def linear(x):
-        return fn(x)
+    @functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
+    def apply(x, plans, adjoint_plans):
+        return _polyphase_apply(x, plans, separate_passes=True)
 
-    def forward(x):
-        return fn(x), None
+    def forward(x, plans, adjoint_plans):
+        return apply(x, plans, adjoint_plans), None
 
-    def backward(_, dy):
-        return (apply_matrices(dy, mx_t, my_t),)
+    def backward(plans, adjoint_plans, _, dy):
+        return (apply(dy, adjoint_plans, plans),)
 
-    linear.defvjp(forward, backward)
-    return linear(x)
+    apply.defvjp(forward, backward)
+    return apply
 
 
 def _zero_insert(x, up, axis):

@@ -10,6 +10,7 @@ from keras import ops
 from keras_afgan.ops import design_lowpass_filter
 from keras_afgan.ops import upfirdn2d
 from keras_afgan.ops import upfirdn2d_reference
+from keras_afgan.ops.upfirdn2d import adjoint_polyphase_plan
 from keras_afgan.ops.upfirdn2d import default_method
 from keras_afgan.ops.upfirdn2d import inference_resampling
 from keras_afgan.ops.upfirdn2d import polyphase_plan
@@ -240,8 +241,9 @@ def test_gradient_and_double_backward(method, fkind, kwargs):
     """d<y, A x>/dx = A^T y, and the gradient of |A^T y|^2 / 2 w.r.t. y,
     through that first gradient (R1's double backward), is A A^T y.
 
-    JAX's polyphase form has its own gradient (the transposed matrices,
-    `_with_matrix_gradient`); the other forms are differentiated by the
+    The polyphase form has its own gradient on JAX (the transposed map in
+    polyphase form, whose own gradient is the map again) and TensorFlow
+    (the transposed matrices); the other forms are differentiated by the
     backend. Expected values from the numpy form's impulse responses.
     """
     import keras
@@ -315,6 +317,38 @@ def test_polyphase_plan_multiplies_only_the_taps_that_meet_samples():
     out_size, stride, _, _, phases = polyphase_plan(16, f, up=4, pad_lo=13, pad_hi=10)
     assert (out_size, stride, len(phases)) == (_out_size(16, 24, 4, 1, 13, 10), 1, 4)
     assert all(len(terms) == 6 for _, terms in phases)
+
+
+@pytest.mark.parametrize("in_size,taps,up,down,lo,hi", [
+    (86, 12, 2, 1, 9, 8),  # 64 px T, L9 up side
+    (178, 12, 1, 2, 0, 0),  # its down side
+    (54, 24, 4, 1, -6, -9),  # L8 up side (cropping)
+    (86, 12, 1, 2, -11, -12),  # cropping on a down side
+    (20, 6, 3, 2, 1, 4),  # up and down at once, coprime
+    (7, 3, 1, 3, -1, 2),
+])
+def test_adjoint_polyphase_plan_is_the_transposed_matrix(in_size, taps, up, down, lo, hi):
+    """The transposed map's plan (JAX's gradient of the polyphase form), run
+    sample by sample in plain Python, against the transposed map from the
+    numpy form's impulse responses (a `[taps, 1]` filter: height only)."""
+    f = np.random.default_rng(taps + in_size).normal(size=taps)
+    impulses = np.eye(in_size).reshape(in_size, in_size, 1, 1)
+    responses = upfirdn2d_np(impulses, f[:, None], up, down, (0, 0, lo, hi), gain=3.0)
+    matrix = responses[:, :, 0, 0].T  # [out, in]: the forward map
+    out_size, stride, pad_left, pad_right, phases = adjoint_polyphase_plan(
+        in_size, f, up, down, lo, hi, gain=3.0)
+    assert out_size == in_size
+    transposed = np.zeros((in_size, matrix.shape[0]))
+    for i in range(matrix.shape[0]):
+        padded = np.concatenate([np.zeros(pad_left), np.eye(matrix.shape[0])[i],
+                                 np.zeros(pad_right)])
+        for r, (count, terms) in enumerate(phases):
+            for q in range(count):
+                j = q * len(phases) + r
+                if j < out_size:
+                    transposed[j, i] = sum(coef * padded[pad_left + offset + q * stride]
+                                           for offset, coef in terms)
+    np.testing.assert_allclose(transposed, matrix.T, rtol=1e-12, atol=1e-12)
 
 
 def test_environment_overrides_the_default_method(monkeypatch):
