@@ -22,12 +22,14 @@ memory (CPU), or the accelerator's peak where the backend reports it. With
 import dataclasses
 import resource
 import statistics
-import time
 
 import keras
 import numpy as np
 
 from keras_afgan.models.presets import PRESETS
+from keras_afgan.timing import ROOFLINE_SIZE
+from keras_afgan.timing import conv_gflop
+from keras_afgan.timing import time_calls
 
 MODES = ("forward", "train")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
@@ -97,14 +99,6 @@ def _peak_memory_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-ROOFLINE_SIZE = 86  # output pixels per axis of the roofline convolution
-
-
-def conv_gflop(kernel_size, in_channels, out_channels, out_size, batch):
-    """GFLOP of a convolution (2 per multiply-add), `out_size` pixels per axis."""
-    return 2 * kernel_size**2 * in_channels * out_channels * out_size**2 * batch / 1e9
-
-
 def compiled(fn):
     """`fn` compiled as `afgan-bench` runs code: XLA on TF and JAX, eager torch."""
     backend = keras.config.backend()
@@ -121,13 +115,7 @@ def compiled(fn):
 
 def best_time(fn, *args, repeats=3):
     """Fastest of `repeats` calls of `fn(*args)` after one untimed call, in seconds."""
-    keras.ops.convert_to_numpy(fn(*args))
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        keras.ops.convert_to_numpy(fn(*args))
-        times.append(time.perf_counter() - start)
-    return min(times)
+    return min(time_calls(lambda: keras.ops.convert_to_numpy(fn(*args)), 1, repeats))
 
 
 def conv_roofline(batch=8, repeats=3):
@@ -207,13 +195,7 @@ def run_benchmark(config):
                     gan.train_on_batch(batch)
 
             per_call, images_per_call = config.r1_interval, config.batch * config.r1_interval
-        for _ in range(config.warmup):
-            step()
-        times = []
-        for _ in range(config.repeats):
-            start = time.perf_counter()
-            step()
-            times.append(time.perf_counter() - start)
+        times = time_calls(step, config.warmup, config.repeats)
     finally:
         keras.config.set_dtype_policy(previous_policy)
     median = statistics.median(times)

@@ -37,7 +37,6 @@ import os
 import resource
 import statistics
 import sys
-import time
 
 
 
@@ -60,14 +59,17 @@ def _import_reference(src):
     return networks_stylegan2, networks_stylegan3, loss_module
 
 
-def _reuse_freed_memory():
-    """`keras_afgan.cpu_tuning.reuse_freed_memory()`, loaded from its file (it
-    needs only the standard library): importing the package would import Keras."""
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cpu_tuning.py")
-    spec = importlib.util.spec_from_file_location("_keras_afgan_cpu_tuning", path)
+def _sibling(name):
+    """`keras_afgan.<name>` (a module needing only the standard library), loaded
+    from its file: importing the package would import Keras."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"_keras_afgan_{name}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.reuse_freed_memory()
+    return module
+
+
+timing = _sibling("timing")
 
 
 def _provide_pkg_resources():
@@ -118,20 +120,16 @@ def conv_roofline(batch=8, repeats=3):
     """
     import torch
 
-    x = torch.randn([batch, 128, 88, 88])
+    size = timing.ROOFLINE_SIZE
+    x = torch.randn([batch, 128, size + 2, size + 2])
     w = torch.randn([128, 128, 3, 3])
-    times = []
     with torch.no_grad():
-        torch.nn.functional.conv2d(x, w)
-        for _ in range(repeats):
-            start = time.perf_counter()
-            torch.nn.functional.conv2d(x, w)
-            times.append(time.perf_counter() - start)
-    return 2 * 9 * 128 * 128 * 86**2 * batch / 1e9 / min(times)
+        times = timing.time_calls(lambda: torch.nn.functional.conv2d(x, w), 1, repeats)
+    return timing.conv_gflop(3, 128, 128, size, batch) / min(times)
 
 
 def run(args):
-    if args.reuse_freed_memory and not _reuse_freed_memory():
+    if args.reuse_freed_memory and not _sibling("cpu_tuning").reuse_freed_memory():
         raise SystemExit("--reuse_freed_memory needs glibc (mallopt); not available here.")
     import torch
 
@@ -195,13 +193,7 @@ def run(args):
                 iteration()
 
         images_per_call, per_call = args.batch * args.r1_interval, args.r1_interval
-    for _ in range(args.warmup):
-        step()
-    times = []
-    for _ in range(args.repeats):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
+    times = timing.time_calls(step, args.warmup, args.repeats)
     median = statistics.median(times)
     roofline = conv_roofline(args.batch) if args.roofline else None
     return {

@@ -17,13 +17,13 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_afgan.bench import ROOFLINE_SIZE
 from keras_afgan.bench import BenchConfig
 from keras_afgan.bench import best_time
 from keras_afgan.bench import build_models
 from keras_afgan.bench import compiled
-from keras_afgan.bench import conv_gflop
 from keras_afgan.bench import conv_roofline
+from keras_afgan.timing import ROOFLINE_SIZE
+from keras_afgan.timing import conv_gflop
 from keras_afgan.ops.filtered_lrelu import filtered_lrelu
 from keras_afgan.ops.modulated_conv import modulated_conv2d
 

@@ -20,9 +20,9 @@ from tests.testing import REPO_ROOT
 from tests.testing import python_env
 
 PACKAGE = pathlib.Path(REPO_ROOT) / "keras_afgan"
-RANK = {"ops": 0, "images": 0, "cpu_tuning": 0, "layers": 1, "models": 2, "augment": 3, "convert": 3,
-        "data": 3, "training": 3, "metrics": 3, "export": 3, "visualize": 3, "bench": 4,
-        "reference_bench": 4, "study": 4, "cli": 5}
+RANK = {"ops": 0, "images": 0, "cpu_tuning": 0, "timing": 0, "layers": 1, "models": 2,
+        "augment": 3, "convert": 3, "data": 3, "training": 3, "metrics": 3, "export": 3,
+        "visualize": 3, "bench": 4, "reference_bench": 4, "study": 4, "cli": 5}
 SIDEWAYS = {("training", "augment"), ("training", "convert"), ("training", "data"),
             ("metrics", "data")}
 TOOLS = ("bench", "convert", "dataset", "export", "generate", "metrics", "spectra", "study",
